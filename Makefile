@@ -91,9 +91,18 @@ $(B)/%.o: %.c
 $(B)/libbrnex.a: $(EX_LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/tests/%: tests/%.c tests/tap.h $(B)/libbrnc.a $(B)/libbrnrt.a $(B)/libbrnex.a
+# t_rt_*: runtime only; t_ex_*: example library + runtime; t_*: everything.
+$(B)/tests/t_rt_%: tests/t_rt_%.c tests/tap.h $(B)/libbrnrt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -I$(EX_DIR) $< $(B)/libbrnc.a $(B)/libbrnex.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
+	$(CC) $(ALLCFLAGS) $< $(B)/libbrnrt.a $(RT_LIBS) -ldl -o $@
+
+$(B)/tests/t_ex_%: tests/t_ex_%.c tests/tap.h $(B)/libbrnex.a $(B)/libbrnrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -I$(EX_DIR) $< $(B)/libbrnex.a $(B)/libbrnrt.a $(RT_LIBS) -lz -ldl -o $@
+
+$(B)/tests/t_%: tests/t_%.c tests/tap.h $(B)/libbrnc.a $(B)/libbrnrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
 
 tests-build: all $(TEST_BIN)
 
