@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+static void capture(brn_diag *d);
+
 int brn_diag_error(brn_diag *d, const char *file, int line, int col,
                    const char *fmt, ...)
 {
@@ -19,15 +21,33 @@ int brn_diag_error(brn_diag *d, const char *file, int line, int col,
 	va_end(ap);
 	if (!d->msg[0])
 		snprintf(d->msg, sizeof d->msg, "error");
+	capture(d);
 	return -1;
 }
 
-void brn_diag_source(brn_diag *d, const char *src, size_t len)
+void brn_diag_source(brn_diag *d, const char *file, const char *src, size_t len)
 {
 	if (d) {
 		d->src = src;
 		d->src_len = len;
+		snprintf(d->src_file, sizeof d->src_file, "%s", file ? file : "");
 	}
+}
+
+/* Copies line `line` of the attached source into d->text. */
+static void capture(brn_diag *d)
+{
+	if (!d->src || d->line <= 0 || strcmp(d->file, d->src_file) != 0)
+		return;
+	const char *p = d->src, *end = d->src + d->src_len;
+	for (int l = 1; l < d->line && p < end; p++)
+		if (*p == '\n')
+			l++;
+	size_t k = 0;
+	for (; p < end && *p != '\n' && k + 1 < sizeof d->text; p++)
+		d->text[k++] = (*p == '\t' || (*p >= 32 && *p < 127)) ? *p : '?';
+	d->text[k] = 0;
+	d->has_text = 1;
 }
 
 /* Appends to buf as snprintf would, tracking the total wanted. */
@@ -57,25 +77,13 @@ int brn_diag_render(const brn_diag *d, char *buf, size_t n)
 	else
 		k = snprintf(head, sizeof head, "error: %s\n", d->msg);
 	put(buf, n, &at, head, (size_t)k < sizeof head ? (size_t)k : sizeof head - 1);
-	if (!d->src || d->line <= 0 || d->col <= 0)
+	if (!d->has_text || d->col <= 0)
 		return (int)at;
-	/* find the line */
-	const char *p = d->src, *end = d->src + d->src_len;
-	for (int l = 1; l < d->line && p < end; p++)
-		if (*p == '\n')
-			l++;
-	const char *e = p;
-	while (e < end && *e != '\n')
-		e++;
-	/* show the line with unprintable bytes as '?', so garbage stays readable */
 	put(buf, n, &at, "  ", 2);
-	for (const char *q = p; q < e && q - p < 200; q++) {
-		char c = (*q == '\t' || (*q >= 32 && *q < 127)) ? *q : '?';
-		put(buf, n, &at, &c, 1);
-	}
+	put(buf, n, &at, d->text, strlen(d->text));
 	put(buf, n, &at, "\n  ", 3);
-	for (int i = 1; i < d->col && i < 200; i++) {
-		char c = (p + i - 1 < e && p[i - 1] == '\t') ? '\t' : ' ';
+	for (int i = 1; i < d->col && i < (int)sizeof d->text; i++) {
+		char c = (i - 1 < (int)strlen(d->text) && d->text[i - 1] == '\t') ? '\t' : ' ';
 		put(buf, n, &at, &c, 1);
 	}
 	put(buf, n, &at, "^\n", 2);

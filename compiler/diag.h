@@ -9,8 +9,11 @@ typedef struct brn_diag {
 	char file[256];    /* "" when not about a file */
 	int line, col;     /* 1-based; 0 when not located (col 0: line only) */
 	char msg[512];
-	const char *src;   /* text of file for the caret line, or NULL */
+	char text[256];    /* the source line of the error, when known */
+	int has_text;
+	const char *src;   /* while compiling: the source, to capture text */
 	size_t src_len;
+	char src_file[256];
 } brn_diag;
 
 /* Records the first error only (later calls keep it) and returns -1, so
@@ -21,8 +24,10 @@ int brn_diag_error(brn_diag *d, const char *file, int line, int col,
 	__attribute__((format(printf, 5, 6)))
 #endif
 	;
-/* Attaches source text so the rendering can show the line and a caret. */
-void brn_diag_source(brn_diag *d, const char *src, size_t len);
+/* Attaches source text of file: an error later recorded in that file
+ * keeps a copy of its line, so rendering can show it with a caret after
+ * the source is gone. brn_diag_source(d, NULL, NULL, 0) detaches. */
+void brn_diag_source(brn_diag *d, const char *file, const char *src, size_t len);
 
 /* "file:line:col: error: msg\n", then the source line and a caret line
  * when the source is known. Returns the length it wanted (like snprintf). */

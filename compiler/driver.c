@@ -1,0 +1,120 @@
+/* The pipeline: .brn text -> AST -> Graph -> schedules -> (lower, fuse,
+ * emit). Every stage reports into one brn_diag; nothing here prints. */
+#include "driver.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "schedule.h"
+
+enum { MAX_MODEL_BYTES = 16 << 20 };
+
+int brn_read_file(const char *path, brn_arena *a, char **text, size_t *len, brn_diag *d)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return brn_diag_error(d, path, 0, 0, "cannot open: %s", strerror(errno));
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		return brn_diag_error(d, path, 0, 0, "is a directory, not a model file");
+	}
+	size_t cap = 4096, n = 0;
+	char *buf = NULL;
+	for (;;) {
+		char *bigger = brn_arena_alloc(a, cap + 1);
+		if (!bigger) {
+			fclose(f);
+			return brn_diag_error(d, path, 0, 0, "out of memory reading the file");
+		}
+		if (n)
+			memcpy(bigger, buf, n);
+		buf = bigger;
+		n += fread(buf + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		if (cap >= MAX_MODEL_BYTES) {
+			fclose(f);
+			return brn_diag_error(d, path, 0, 0, "file is larger than 16 MiB; not a model file");
+		}
+		cap *= 2;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		return brn_diag_error(d, path, 0, 0, "read error: %s", strerror(errno));
+	buf[n] = 0;
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* Resolves every schedule a batch_renorm names into a piecewise function. */
+static int run_schedules(brn_graph *g, const char *dir, brn_diag *d)
+{
+	for (int i = 0; i < g->n; i++) {
+		brn_node *n = &g->nodes[i];
+		if (n->op != BRN_OP_BATCH_RENORM)
+			continue;
+		brn_bound *bounds[2] = {&n->r_max, &n->d_max};
+		for (int k = 0; k < 2; k++) {
+			brn_bound *b = bounds[k];
+			if (!b->sched) {
+				brn_piecewise_constant(&b->pw, b->value);
+				continue;
+			}
+			brn_schedule s;
+			brn_diag sd;
+			memset(&sd, 0, sizeof sd);
+			if (brn_schedule_load(b->sched, dir, &s, NULL, 0, NULL, &sd)) {
+				/* a script's own errors point into the script; a name
+				 * that does not resolve points at the model */
+				if (sd.file[0])
+					*d = sd;
+				else if (b->sched == g->schedule && g->schedule_line)
+					brn_diag_error(d, g->file, g->schedule_line, g->schedule_col, "%s", sd.msg);
+				else
+					brn_diag_error(d, g->file, n->line, n->col, "%s", sd.msg);
+				return -1;
+			}
+			b->pw = k == 0 ? s.r_max : s.d_max;
+		}
+	}
+	return 0;
+}
+
+int brn_load_model(const char *path, int batch, const char *schedule,
+                   const char *schedule_dir, brn_arena *a, brn_graph *g, brn_diag *d)
+{
+	char *text;
+	size_t len;
+	brn_ast ast;
+	if (brn_read_file(path, a, &text, &len, d))
+		return BRN_COMPILE_INPUT;
+	brn_diag_source(d, path, text, len);
+	if (brn_parse(path, text, len, a, &ast, d) ||
+	    brn_graph_build(&ast, batch, schedule, a, g, d) ||
+	    run_schedules(g, schedule_dir, d))
+		return BRN_COMPILE_INPUT;
+	if (brn_graph_check(g, d))
+		return BRN_COMPILE_INTERNAL;
+	return 0;
+}
+
+int brn_compile(const brn_options *o, FILE *out, brn_diag *d)
+{
+	brn_arena a;
+	brn_graph g;
+	brn_arena_init(&a);
+	int rc = brn_load_model(o->model, o->batch, o->schedule, o->schedule_dir, &a, &g, d);
+	if (rc == 0 && o->emit) {
+		if (strcmp(o->emit, "dot") == 0)
+			brn_graph_print_dot(&g, out);
+		else
+			brn_graph_print(&g, out);
+	}
+	brn_diag_source(d, NULL, NULL, 0);
+	brn_arena_free(&a);
+	return rc;
+}

@@ -1,0 +1,173 @@
+/* brnc: the command line. Reads a model, runs the passes, writes code or
+ * the graph. The only place that prints diagnostics and picks exit codes:
+ * 0 ok, 1 input error, 2 usage error, 3 internal error. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "ast.h"
+#include "diag.h"
+#include "driver.h"
+#include "graph.h"
+
+#define BRNC_VERSION "0.1.0"
+
+static const char usage[] =
+	"usage: brnc [options] MODEL.brn\n"
+	"\n"
+	"Compiles a convolutional network with Batch Renormalization into fused,\n"
+	"specialized C or OpenCL code (MODEL.h, MODEL.c [, MODEL.cl]).\n"
+	"\n"
+	"options:\n"
+	"  -o BASE            output files BASE.h, BASE.c (default: the model name)\n"
+	"  --target c|opencl  code to emit (default c)\n"
+	"  --mode infer|train inference only, or training too (default infer)\n"
+	"  --batch N          compile-time batch (overrides the model's 'batch')\n"
+	"  --schedule S       schedule name or Lua file (overrides 'schedule')\n"
+	"  --weights FILE     safetensors weights folded in (infer mode)\n"
+	"  --step T           fold the r_max/d_max schedule at step T\n"
+	"  --no-fuse          one kernel per op (for comparison)\n"
+	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
+	"  --shared           also build BASE.so for brnrun (needs cc)\n"
+	"  -h, --help         this help\n"
+	"  --version          the version\n"
+	"\n"
+	"exit status: 0 ok, 1 input error, 2 usage error, 3 internal error\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "brnc: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n(see brnc --help)\n");
+	return 2;
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Where schedules/ lives: $BRN_SCHEDULES, else next to the binary
+ * (build/brnc -> ./schedules; PREFIX/bin/brnc -> PREFIX/share/brnc/schedules). */
+static void schedule_dir(const char *argv0, char *buf, size_t n)
+{
+	const char *env = getenv("BRN_SCHEDULES");
+	if (env && *env) {
+		snprintf(buf, n, "%s", env);
+		return;
+	}
+	char exe[PATH_MAX];
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (k <= 0) {
+		snprintf(exe, sizeof exe, "%s", argv0);
+		k = (ssize_t)strlen(exe);
+	}
+	exe[k] = 0;
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = 0;
+	else
+		snprintf(exe, sizeof exe, ".");
+	char cand[PATH_MAX + 64];
+	snprintf(cand, sizeof cand, "%s/../share/brnc/schedules", exe);
+	if (access(cand, R_OK) == 0) {
+		snprintf(buf, n, "%s", cand);
+		return;
+	}
+	snprintf(buf, n, "%s/../schedules", exe);
+}
+
+int main(int argc, char **argv)
+{
+	brn_options o;
+	memset(&o, 0, sizeof o);
+	o.target = "c";
+	o.mode = "infer";
+	o.step = -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		long num;
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--version")) {
+			printf("brnc %s\n", BRNC_VERSION);
+			return 0;
+		} else if (!strcmp(a, "--no-fuse")) {
+			o.no_fuse = 1;
+		} else if (!strcmp(a, "--shared")) {
+			o.shared = 1;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--mode") ||
+		           !strcmp(a, "--batch") || !strcmp(a, "--schedule") || !strcmp(a, "--weights") ||
+		           !strcmp(a, "--step") || !strcmp(a, "--emit")) {
+			if (!v)
+				return usage_error("option %s needs a value", a);
+			i++;
+			if (!strcmp(a, "-o"))
+				o.out = v;
+			else if (!strcmp(a, "--target")) {
+				if (strcmp(v, "c") && strcmp(v, "opencl"))
+					return usage_error("--target must be c or opencl, not '%s'", v);
+				o.target = v;
+			} else if (!strcmp(a, "--mode")) {
+				if (strcmp(v, "infer") && strcmp(v, "train"))
+					return usage_error("--mode must be infer or train, not '%s'", v);
+				o.mode = v;
+			} else if (!strcmp(a, "--batch")) {
+				if (parse_int(v, 1, 65536, &num))
+					return usage_error("--batch must be an integer from 1 to 65536, not '%s'", v);
+				o.batch = (int)num;
+			} else if (!strcmp(a, "--step")) {
+				if (parse_int(v, 0, LONG_MAX, &num))
+					return usage_error("--step must be a non-negative integer, not '%s'", v);
+				o.step = num;
+			} else if (!strcmp(a, "--schedule"))
+				o.schedule = v;
+			else if (!strcmp(a, "--weights"))
+				o.weights = v;
+			else {
+				if (strcmp(v, "graph") && strcmp(v, "dot"))
+					return usage_error("--emit must be graph or dot, not '%s'", v);
+				o.emit = v;
+			}
+		} else if (a[0] == '-' && a[1]) {
+			return usage_error("unknown option '%s'", a);
+		} else if (o.model) {
+			return usage_error("more than one model file ('%s')", a);
+		} else {
+			o.model = a;
+		}
+	}
+	if (!o.model)
+		return usage_error("no model file given%s", "");
+	if (o.weights && !strcmp(o.mode, "train"))
+		return usage_error("--weights folds weights into inference code; use --mode infer (a training "
+		                   "program loads weights at run time with _open)%s", "");
+	char dir[PATH_MAX + 64];
+	schedule_dir(argv[0], dir, sizeof dir);
+	o.schedule_dir = dir;
+
+	brn_diag d;
+	memset(&d, 0, sizeof d);
+	int rc = brn_compile(&o, stdout, &d);
+	if (rc) {
+		char buf[4096];
+		brn_diag_render(&d, buf, sizeof buf);
+		fputs(buf, stderr);
+		if (buf[0] && buf[strlen(buf) - 1] != '\n')
+			fputc('\n', stderr);
+		return rc == BRN_COMPILE_INTERNAL ? 3 : 1;
+	}
+	return 0;
+}
