@@ -44,6 +44,16 @@ static const char *bad_src =
 	"\tx[0] = undeclared_thing;\n"
 	"}\n";
 
+/* Under ASan, POCL and the LLVM inside it leave their caches and compiler
+ * state allocated at exit (2 MB in 3700 blocks, none from brnrt frames);
+ * LeakSanitizer reads these suppressions, which keep leaks of ours visible
+ * unless their stack passes through the driver. Unused without ASan. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libpocl.so\nleak:libLLVM\nleak:libclang-cpp\nleak:libOpenCL.so\n";
+}
+
 static brnrt_error e;
 static char tmpdir[] = "/tmp/t_rt_cl.XXXXXX";
 

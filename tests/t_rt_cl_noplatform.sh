@@ -3,11 +3,10 @@
 # installed (an ICD loader looking into an empty vendors directory), and a
 # listing of the real devices otherwise.
 B=${BRN_BUILD:-build}
-export XDG_CACHE_HOME="$(mktemp -d)" # POCL keeps its kernel cache there
-
 tmp=$(mktemp -d) || exit 1
-trap 'rm -rf "$tmp" "$XDG_CACHE_HOME"' EXIT
+trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/vendors"
+export XDG_CACHE_HOME="$tmp/cache" # POCL keeps its kernel cache there
 n=0
 check() { # check COND DESCRIPTION
 	n=$((n + 1))
