@@ -529,7 +529,6 @@ static int write_all(int fd, const void *p, size_t n)
  * Failing to write is not an error; the next build just misses again. */
 static void entry_write(const char *path, uint64_t key, const unsigned char *bin, size_t n)
 {
-	static unsigned counter;
 	struct timespec ts;
 	char tmp[4200];
 	unsigned char h[ENTRY_HEADER];
@@ -538,7 +537,7 @@ static void entry_write(const char *path, uint64_t key, const unsigned char *bin
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	salt = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uintptr_t)&ts;
-	salt = fnv(FNV_BASIS, &salt, sizeof salt) ^ ++counter;
+	salt = fnv(FNV_BASIS, &salt, sizeof salt); /* O_EXCL settles any clash */
 	if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%08x", path, (long)getpid(),
 	             (unsigned)(salt & 0xffffffffu)) >= (int)sizeof tmp)
 		return;

@@ -247,8 +247,8 @@ static int cmd_bench(int argc, char **argv)
 		s = s * 1103515245u + 12345u, x[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
 	for (int i = 0; i < o.batch; i++)
 		y[i] = i % *api.output_size;
-	if (api.open(&m, o.weights) != 0) {
-		rc = fail("%s", m ? api.error(m) : "cannot open the model");
+	if ((rc = api.open(&m, o.weights)) != 0) {
+		rc = fail("cannot open %s: %s", o.model, m ? api.error(m) : brnrt_strerror(rc));
 		goto done;
 	}
 	double best = 1e300, total = 0;
