@@ -51,7 +51,7 @@ int brn_read_file(const char *path, brn_arena *a, char **text, size_t *len, brn_
 }
 
 /* Resolves every schedule a batch_renorm names into a piecewise function. */
-static int run_schedules(brn_graph *g, const char *dir, brn_diag *d)
+int brn_resolve_schedules(brn_graph *g, const char *dir, brn_diag *d)
 {
 	for (int i = 0; i < g->n; i++) {
 		brn_node *n = &g->nodes[i];
@@ -95,7 +95,7 @@ int brn_load_model(const char *path, int batch, const char *schedule,
 	brn_diag_source(d, path, text, len);
 	if (brn_parse(path, text, len, a, &ast, d) ||
 	    brn_graph_build(&ast, batch, schedule, a, g, d) ||
-	    run_schedules(g, schedule_dir, d))
+	    brn_resolve_schedules(g, schedule_dir, d))
 		return BRN_COMPILE_INPUT;
 	if (brn_graph_check(g, d))
 		return BRN_COMPILE_INTERNAL;

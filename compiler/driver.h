@@ -35,6 +35,9 @@ int brn_read_file(const char *path, brn_arena *a, char **text, size_t *len, brn_
 int brn_load_model(const char *path, int batch, const char *schedule,
                    const char *schedule_dir, brn_arena *a, brn_graph *g, brn_diag *d);
 
+/* Resolves the r_max/d_max schedule of every batch_renorm of g. */
+int brn_resolve_schedules(brn_graph *g, const char *dir, brn_diag *d);
+
 /* The whole pipeline. Writes files, or the graph to out for --emit.
  * Returns 0, BRN_COMPILE_INPUT or BRN_COMPILE_INTERNAL. */
 int brn_compile(const brn_options *o, FILE *out, brn_diag *d);
