@@ -102,7 +102,11 @@ $(B)/tests/t_%: tests/t_%.c tests/tap.h $(B)/libbrnc.a $(B)/libbrnrt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
 
-tests-build: all $(TEST_BIN)
+$(B)/tests/interp_dump: tests/interp_dump.c $(B)/libbrnc.a $(B)/libbrnrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
+
+tests-build: all $(TEST_BIN) $(B)/tests/interp_dump
 
 # Runs the suite; test programs find the tools through these variables.
 check: tests-build
