@@ -32,7 +32,8 @@ static void write_idx(const char *name, int gz, uint32_t magic, const uint32_t *
 		buf[n++] = (unsigned char)(words[i] >> 8);
 		buf[n++] = (unsigned char)words[i];
 	}
-	memcpy(buf + n, data, len);
+	if (len)
+		memcpy(buf + n, data, len);
 	n += len;
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	if (gz) {
