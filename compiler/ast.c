@@ -2,6 +2,7 @@
  * allocate syntax-tree nodes in the arena and record statements in order. */
 #include "ast.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,9 +59,12 @@ static void set_name(brn_stmt *s, const brn_token *name)
 }
 
 /* Context the driver keeps so a syntax error can say what was expected. */
+enum { MAX_NESTING = 100 };  /* open '(' and '[' in one statement */
+
 typedef struct expect_state {
 	int prev, prev2;     /* kinds of the last two tokens accepted */
 	int depth;           /* open '(' and '[' */
+	int open[MAX_NESTING + 1]; /* which bracket each level opened */
 	int stmt_tokens;     /* tokens since the statement began */
 } expect_state;
 
@@ -84,11 +88,30 @@ static const char *expected(const expect_state *s)
 			return "'='";
 		if (s->prev2 == TK_INPUT || s->prev2 == TK_LABELS)
 			return "a shape such as [1, 28, 28]";
+		if (s->prev2 == TK_ASSIGN && s->depth == 0)
+			return "'(' or ';'";
 		break;
 	}
-	if (s->prev2 == TK_OUTPUT || (s->prev == TK_NAME && s->depth == 0 && s->stmt_tokens > 2))
-		return s->depth ? "',' or ')'" : "';'";
-	return s->depth ? "',' or a closing bracket" : "';'";
+	if (s->depth == 0)
+		return "';'";
+	return s->open[s->depth - 1] == TK_LPAREN ? "',' or ')'" : "',' or ']'";
+}
+
+/* How the offending token reads: "name 'd'", "number 3", "keyword 'input'". */
+static void found(const brn_token *t, int kind, char *buf, size_t n)
+{
+	switch (kind) {
+	case 0: snprintf(buf, n, "end of file"); return;
+	case TK_NAME: snprintf(buf, n, "name '%s'", t->text); return;
+	case TK_STRING: snprintf(buf, n, "string \"%s\"", t->text); return;
+	case TK_INT: snprintf(buf, n, "number %lld", t->ival); return;
+	case TK_FLOAT: snprintf(buf, n, "number %g", t->fval); return;
+	}
+	const char *d = brn_lex_describe(kind);
+	if (d[0] == '\'')
+		snprintf(buf, n, "%s", d);
+	else
+		snprintf(buf, n, "keyword '%s'", d);
 }
 
 void brn_build_syntax_error(brn_parser *p, const brn_token *t, int kind)
@@ -96,18 +119,10 @@ void brn_build_syntax_error(brn_parser *p, const brn_token *t, int kind)
 	if (p->failed)
 		return;
 	p->failed = 1;
-	const expect_state *s = expect_of(p);
-	if (kind == 0)
-		brn_diag_error(p->diag, p->ast->file, t->line, t->col,
-		               "unexpected end of file; expected %s", expected(s));
-	else if (kind == TK_NAME || kind == TK_STRING)
-		brn_diag_error(p->diag, p->ast->file, t->line, t->col,
-		               kind == TK_NAME ? "unexpected name '%s'; expected %s"
-		                               : "unexpected string \"%s\"; expected %s",
-		               t->text, expected(s));
-	else
-		brn_diag_error(p->diag, p->ast->file, t->line, t->col,
-		               "unexpected %s; expected %s", brn_lex_describe(kind), expected(s));
+	char what[200];
+	found(t, kind, what, sizeof what);
+	brn_diag_error(p->diag, p->ast->file, t->line, t->col, "unexpected %s; expected %s",
+	               what, expected(expect_of(p)));
 }
 
 void brn_build_overflow(brn_parser *p)
@@ -269,8 +284,8 @@ static expect_state *expect_of(brn_parser *p)
 
 static void track(expect_state *s, int kind)
 {
-	if (kind == TK_LPAREN || kind == TK_LBRACKET)
-		s->depth++;
+	if ((kind == TK_LPAREN || kind == TK_LBRACKET) && s->depth < MAX_NESTING)
+		s->open[s->depth++] = kind;
 	if ((kind == TK_RPAREN || kind == TK_RBRACKET) && s->depth > 0)
 		s->depth--;
 	s->prev2 = s->prev;
@@ -301,6 +316,12 @@ int brn_parse(const char *file, const char *src, size_t len, brn_arena *arena,
 			break;
 		}
 		d.last = t;
+		if ((t.kind == TK_LPAREN || t.kind == TK_LBRACKET) && d.s.depth >= MAX_NESTING) {
+			brn_diag_error(diag, file, t.line, t.col, "expression nested too deeply; "
+			               "at most %d levels of '(' and '[' are allowed", MAX_NESTING);
+			d.p.failed = 1;
+			break;
+		}
 		brn_lemon(parser, t.kind, t);
 		if (d.p.failed || t.kind == 0)
 			break;
@@ -309,7 +330,7 @@ int brn_parse(const char *file, const char *src, size_t len, brn_arena *arena,
 	brn_lemonFree(parser, free);
 	if (d.p.failed == 2)
 		brn_diag_error(diag, file, d.last.line, d.last.col,
-		               "expression nested too deeply (the parser's limit is about 400 levels)");
+		               "expression too complex for the parser's stack");
 	if (d.p.failed)
 		return -1;
 	if (!ast->first)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "emit.h"
+#include "plan.h"
 #include "schedule.h"
 
 enum { MAX_MODEL_BYTES = 16 << 20 };
@@ -102,19 +104,69 @@ int brn_load_model(const char *path, int batch, const char *schedule,
 	return 0;
 }
 
+/* The kernels(layer) knobs of the model's schedule, one per node. */
+static int knobs_for(const brn_graph *g, const char *dir, brn_arena *a, brn_knobs **out, brn_diag *d)
+{
+	brn_layer_desc *layers = brn_arena_alloc(a, (size_t)g->n * sizeof *layers);
+	brn_knobs *knobs = brn_arena_alloc(a, (size_t)g->n * sizeof *knobs);
+	if (!layers || !knobs)
+		return brn_diag_error(d, g->file, 0, 0, "out of memory");
+	for (int i = 0; i < g->n; i++) {
+		const brn_node *n = &g->nodes[i];
+		const brn_node *x = n->nin ? &g->nodes[n->in[0]] : n;
+		layers[i].name = n->name;
+		layers[i].op = brn_op_name(n->op);
+		memcpy(layers[i].in, x->shape, sizeof layers[i].in);
+		memcpy(layers[i].out, n->shape, sizeof layers[i].out);
+	}
+	brn_schedule s;
+	brn_diag sd;
+	memset(&sd, 0, sizeof sd);
+	if (brn_schedule_load(g->schedule, dir, &s, layers, g->n, knobs, &sd)) {
+		if (sd.file[0])
+			*d = sd;
+		else
+			brn_diag_error(d, g->file, g->schedule_line, g->schedule_col, "%s", sd.msg);
+		return -1;
+	}
+	*out = knobs;
+	return 0;
+}
+
+static int generate(const brn_options *o, const brn_graph *g, brn_arena *a, brn_diag *d)
+{
+	brn_knobs *knobs;
+	brn_plan plan;
+	if (knobs_for(g, o->schedule_dir, a, &knobs, d))
+		return BRN_COMPILE_INPUT;
+	int train = strcmp(o->mode, "train") == 0;
+	if (brn_plan_build(g, train, o->no_fuse, o->step, knobs, o->weights, a, &plan, d))
+		return d->msg[0] && strncmp(d->msg, "internal", 8) ? BRN_COMPILE_INPUT : BRN_COMPILE_INTERNAL;
+	brn_emit_options eo;
+	eo.base = o->out ? o->out : g->model;
+	eo.target = o->target;
+	eo.source = o->model;
+	eo.command = o->command_line;
+	if (brn_emit(&plan, &eo, d))
+		return strncmp(d->msg, "internal", 8) ? BRN_COMPILE_INPUT : BRN_COMPILE_INTERNAL;
+	return 0;
+}
+
 int brn_compile(const brn_options *o, FILE *out, brn_diag *d)
 {
 	brn_arena a;
 	brn_graph g;
 	brn_arena_init(&a);
 	int rc = brn_load_model(o->model, o->batch, o->schedule, o->schedule_dir, &a, &g, d);
+	brn_diag_source(d, NULL, NULL, 0);
 	if (rc == 0 && o->emit) {
 		if (strcmp(o->emit, "dot") == 0)
 			brn_graph_print_dot(&g, out);
 		else
 			brn_graph_print(&g, out);
+	} else if (rc == 0) {
+		rc = generate(o, &g, &a, d);
 	}
-	brn_diag_source(d, NULL, NULL, 0);
 	brn_arena_free(&a);
 	return rc;
 }

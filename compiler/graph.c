@@ -128,6 +128,22 @@ static int set_int(builder *b, const brn_expr *e, const char *op, const brn_attr
 	return 0;
 }
 
+/* Labels are a tensor of class indices: only the loss's 'labels' reads them. */
+static int check_labels(builder *b, const brn_expr *e, const char *op, const brn_attr_def *a,
+                        const brn_node *t)
+{
+	const brn_graph *g = b->g;
+	int want = strcmp(a->name, "labels") == 0;
+	if (t->op == BRN_OP_LABELS && !want)
+		return err(b, e->line, e->col, "%s: '%s' holds labels; expected %s", op, t->name,
+		           strcmp(a->name, "logits") == 0 ? "the logits" : "a tensor");
+	if (want && t->op != BRN_OP_LABELS)
+		return err(b, e->line, e->col, "%s: second argument '%s' is not the labels%s%s%s", op, t->name,
+		           g->labels >= 0 ? "; expected '" : "; declare them with 'labels y[10];'",
+		           g->labels >= 0 ? g->nodes[g->labels].name : "", g->labels >= 0 ? "'" : "");
+	return 0;
+}
+
 static int set_attr(builder *b, brn_node *n, const char *op, const brn_attr_def *a,
                     const brn_expr *e)
 {
@@ -187,6 +203,8 @@ static int set_attr(builder *b, brn_node *n, const char *op, const brn_attr_def 
 			           op, a->name, describe(e));
 		if (build_expr(b, e, &id))
 			return -1;
+		if (check_labels(b, e, op, a, &b->g->nodes[id]))
+			return -1;
 		n->in[n->nin++] = id;
 		return 0;
 	}
@@ -228,18 +246,22 @@ static int set_defaults(builder *b, brn_node *n, const brn_op_def *def, const in
 static int bind_args(builder *b, brn_node *n, const brn_op_def *def, const brn_expr *call)
 {
 	int given[BRN_OP_MAX_ARGS] = {0};
-	int pos = 0, nargs = 0;
+	int pos = 0, nargs = 0, keywords = 0;
 	while (nargs < BRN_OP_MAX_ARGS && def->args[nargs].name)
 		nargs++;
 	/* tensors first, in order, so inputs land in in[0], in[1] */
 	for (const brn_arg *a = call->args; a; a = a->next) {
 		int i = -1;
 		if (!a->key) {
+			if (keywords)
+				return err(b, a->line, a->col, "%s: positional argument after keyword arguments; "
+				           "expected positional arguments first", def->name);
 			if (pos >= def->npos)
 				return err(b, a->line, a->col, "%s: too many positional arguments (it takes %d)",
 				           def->name, def->npos);
 			i = pos++;
 		} else {
+			keywords = 1;
 			for (int k = 0; k < nargs; k++)
 				if (strcmp(def->args[k].name, a->key) == 0)
 					i = k;
@@ -269,13 +291,16 @@ static int bind_args(builder *b, brn_node *n, const brn_op_def *def, const brn_e
 
 static int window(builder *b, brn_node *n, const brn_node *x, const char *what)
 {
-	int H = x->shape[2], W = x->shape[3];
-	int ph = H + 2 * n->pad[0], pw = W + 2 * n->pad[1];
+	/* in long long: pad may be any int the source wrote */
+	long long ph = x->shape[2] + 2LL * n->pad[0], pw = x->shape[3] + 2LL * n->pad[1];
 	if (n->kernel[0] > ph || n->kernel[1] > pw)
-		return err(b, n->line, n->col, "%s: kernel %dx%d is larger than the padded input %dx%d",
+		return err(b, n->line, n->col, "%s: kernel %dx%d is larger than the padded input %lldx%lld",
 		           what, n->kernel[0], n->kernel[1], ph, pw);
-	n->shape[2] = (ph - n->kernel[0]) / n->stride[0] + 1;
-	n->shape[3] = (pw - n->kernel[1]) / n->stride[1] + 1;
+	long long oh = (ph - n->kernel[0]) / n->stride[0] + 1, ow = (pw - n->kernel[1]) / n->stride[1] + 1;
+	if (oh > INT_MAX / 4 || ow > INT_MAX / 4 || oh * ow > INT_MAX / 4)
+		return err(b, n->line, n->col, "%s: output of %lldx%lld per channel is too large", what, oh, ow);
+	n->shape[2] = (int)oh;
+	n->shape[3] = (int)ow;
 	return 0;
 }
 
@@ -285,8 +310,6 @@ static int infer_shape(builder *b, brn_node *n)
 	const brn_node *x = n->nin ? &g->nodes[n->in[0]] : NULL;
 	const char *op = brn_op_name(n->op);
 	char s1[64], s2[64];
-	if (x && x->op == BRN_OP_LABELS && n->op != BRN_OP_SOFTMAX_CE)
-		return err(b, n->line, n->col, "%s: '%s' holds labels, not a tensor", op, x->name);
 	if (x)
 		memcpy(n->shape, x->shape, sizeof n->shape);
 	int flat = x && x->shape[2] == 1 && x->shape[3] == 1;
@@ -329,8 +352,6 @@ static int infer_shape(builder *b, brn_node *n)
 		return 0;
 	case BRN_OP_ADD: {
 		const brn_node *y = &g->nodes[n->in[1]];
-		if (y->op == BRN_OP_LABELS)
-			return err(b, n->line, n->col, "add: '%s' holds labels, not a tensor", y->name);
 		if (memcmp(x->shape + 1, y->shape + 1, 3 * sizeof(int))) {
 			shape_str(x->shape, s1, sizeof s1);
 			shape_str(y->shape, s2, sizeof s2);
@@ -341,12 +362,6 @@ static int infer_shape(builder *b, brn_node *n)
 	}
 	case BRN_OP_SOFTMAX_CE: {
 		const brn_node *y = &g->nodes[n->in[1]];
-		if (x->op == BRN_OP_LABELS)
-			return err(b, n->line, n->col, "softmax_cross_entropy: first argument '%s' holds labels; expected the logits", x->name);
-		if (y->op != BRN_OP_LABELS)
-			return err(b, n->line, n->col, "softmax_cross_entropy: second argument '%s' is not the labels%s%s%s",
-			           y->name, g->labels >= 0 ? " (expected '" : "", g->labels >= 0 ? g->nodes[g->labels].name : "",
-			           g->labels >= 0 ? "')" : "; declare them with 'labels y[10];'");
 		if (!flat || x->shape[1] != y->classes) {
 			shape_str(x->shape, s1, sizeof s1);
 			return err(b, n->line, n->col, "softmax_cross_entropy: logits '%s' have shape %s but the labels have %d classes",
@@ -361,6 +376,20 @@ static int infer_shape(builder *b, brn_node *n)
 }
 
 /* --- expressions and statements ------------------------------------------ */
+
+/* Weights, like activations, stay addressable with int indices. */
+static int check_weights(builder *b, const brn_node *n, const brn_expr *e)
+{
+	const brn_node *x = &b->g->nodes[n->in[0]];
+	double w = 0;
+	if (n->op == BRN_OP_CONV)
+		w = (double)n->out * (x->shape[1] / n->groups) * n->kernel[0] * n->kernel[1];
+	else if (n->op == BRN_OP_DENSE)
+		w = (double)n->out * x->shape[1];
+	if (w > INT_MAX / 4)
+		return err(b, e->line, e->col, "%s: a weight of %.0f values is too large", brn_op_name(n->op), w);
+	return 0;
+}
 
 static int build_call(builder *b, const brn_expr *e, int *id)
 {
@@ -398,9 +427,11 @@ static int build_call(builder *b, const brn_expr *e, int *id)
 	*n = tmp;
 	if (infer_shape(b, n))
 		return -1;
-	long long total = (long long)b->g->batch * n->shape[1] * n->shape[2] * n->shape[3];
+	double total = (double)b->g->batch * n->shape[1] * n->shape[2] * n->shape[3];
 	if (total > INT_MAX / 4)
-		return err(b, e->line, e->col, "%s: output of %lld values is too large", def->name, total);
+		return err(b, e->line, e->col, "%s: output of %.0f values is too large", def->name, total);
+	if (check_weights(b, n, e))
+		return -1;
 	*id = nid;
 	return 0;
 }
@@ -420,14 +451,18 @@ static int dims(builder *b, const brn_stmt *s, int *out, int max)
 {
 	const brn_expr *l = s->value;
 	if (l->kind != BRN_EX_LIST || l->nargs < 1 || l->nargs > max)
-		return err(b, l->line, l->col, max == 1 ? "labels: expected [classes]" :
-		           "input: expected a shape [C, H, W] or [F]");
+		return err(b, l->line, l->col, "%s, got %d dimensions", max == 1 ?
+		           "labels: expected [classes]" : "input: expected a shape [C, H, W] or [F]", l->nargs);
 	int i = 0;
 	for (const brn_arg *a = l->args; a; a = a->next, i++) {
 		const brn_expr *v = a->value;
-		if (v->kind != BRN_EX_INT || v->ival < 1 || v->ival > 65536)
-			return err(b, v->line, v->col, "%s: dimensions must be integers from 1 to 65536",
-			           s->kind == BRN_ST_INPUT ? "input" : "labels");
+		const char *what = s->kind == BRN_ST_INPUT ? "input" : "labels";
+		if (v->kind != BRN_EX_INT)
+			return err(b, v->line, v->col, "%s: dimensions must be integers from 1 to 65536, got %s",
+			           what, describe(v));
+		if (v->ival < 1 || v->ival > 65536)
+			return err(b, v->line, v->col, "%s: dimensions must be integers from 1 to 65536, got %lld",
+			           what, v->ival);
 		out[i] = (int)v->ival;
 	}
 	return i;

@@ -166,11 +166,14 @@ static int lex_string(brn_lexer *lx, brn_token *t)
 int brn_lex_next(brn_lexer *lx, brn_token *t)
 {
 	memset(t, 0, sizeof *t);
-	skip_space(lx);
+	/* end of input is placed just past the last token: where text is missing */
 	t->line = lx->line;
 	t->col = col_of(lx, lx->at);
+	skip_space(lx);
 	if (lx->at >= lx->end)
 		return 0; /* kind 0: end of input */
+	t->line = lx->line;
+	t->col = col_of(lx, lx->at);
 	const char *p = lx->at;
 	unsigned char c = (unsigned char)*p;
 	if (is_name_start(c)) {

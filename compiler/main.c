@@ -158,6 +158,12 @@ int main(int argc, char **argv)
 	schedule_dir(argv[0], dir, sizeof dir);
 	o.schedule_dir = dir;
 
+	/* the command line, for the generated files' header comment */
+	char cmd[1024] = "brnc";
+	for (int i = 1; i < argc; i++)
+		snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", argv[i]);
+	o.command_line = cmd;
+
 	brn_diag d;
 	memset(&d, 0, sizeof d);
 	int rc = brn_compile(&o, stdout, &d);

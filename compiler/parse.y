@@ -13,7 +13,8 @@
 %token_prefix TK_
 %token_type {brn_token}
 %extra_context {brn_parser *p}
-%stack_size 400
+/* room for ast.c's limit of 100 open brackets (a call level takes up to 6) */
+%stack_size 1000
 
 %syntax_error { brn_build_syntax_error(p, &yyminor, yymajor); }
 %stack_overflow { brn_build_overflow(p); }

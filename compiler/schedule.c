@@ -38,6 +38,7 @@ typedef struct ctx {
 	int spent;                  /* budget spent: the hook raises on every instruction */
 	int mem_refused, mem_line;  /* the allocator said no, at this script line */
 	int ret_line;               /* line of the last return from a Lua function called from C */
+	int main_line;              /* ret_line when the script returned its table */
 	brn_schedule *s;
 	const brn_layer_desc *layers;
 	int nlayers;
@@ -419,7 +420,7 @@ static void fit_function(ctx *c, int fn, const char *name, int line, double lo,
 static void get_schedule(ctx *c, const char *name, double lo, brn_piecewise *p)
 {
 	lua_State *L = c->L;
-	int line = c->ret_line;
+	int line = c->main_line;
 	lua_getfield(L, 1, name);
 	pw_ud *u = luaL_testudata(L, -1, PW_META);
 	if (u) {
@@ -511,7 +512,7 @@ static void get_kernels(ctx *c)
 	if (lua_isnil(L, -1))
 		return;
 	if (!lua_isfunction(L, -1))
-		fail(c->L, c->ret_line, "kernels must be a function of the layer (got %s)",
+		fail(c->L, c->main_line, "kernels must be a function of the layer (got %s)",
 		     luaL_typename(L, -1));
 	for (int i = 0; c->knobs && i < c->nlayers; i++) {
 		lua_pushvalue(L, -1);
@@ -567,13 +568,14 @@ static int run(lua_State *L)
 	lua_remove(L, -2);               /* the chunk name */
 	lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKRET, HOOK_EVERY);
 	lua_call(L, 0, 1);
+	c->main_line = c->ret_line;
 	if (!lua_istable(L, 1))
-		fail(c->L, c->ret_line, "schedule must return a table (got %s)", luaL_typename(L, 1));
+		fail(c->L, c->main_line, "schedule must return a table (got %s)", luaL_typename(L, 1));
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
 		const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
 		if (!k || (strcmp(k, "r_max") && strcmp(k, "d_max") && strcmp(k, "kernels")))
-			fail(c->L, c->ret_line, "unknown key '%s' in the returned table (expected r_max, "
+			fail(c->L, c->main_line, "unknown key '%s' in the returned table (expected r_max, "
 			     "d_max, kernels)", k ? k : luaL_typename(L, -2));
 		lua_pop(L, 1);
 	}
@@ -648,10 +650,11 @@ static int resolve(const char *spec, const char *dir, char *path, size_t n, brn_
 		return brn_diag_error(d, "", 0, 0, "schedule path too long: '%s'", spec);
 	if (!is_path) {
 		FILE *f = fopen(path, "rb");
-		if (!f)
+		if (!f && errno == ENOENT)
 			return brn_diag_error(d, "", 0, 0, "schedule '%s' not found (looked for %s)",
 			                      spec, path);
-		fclose(f);
+		if (f)
+			fclose(f);     /* other failures are read_text's to report */
 	}
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* embed: writes a C file holding the named files as strings, so an
  * installed brnc carries its kernel templates without a source tree. */
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
@@ -13,7 +14,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		const char *name = argv[i];
-		if (name[0] == 't' && name[9] == '/')
+		if (strncmp(name, "templates/", 10) == 0)
 			name += 10; /* drop "templates/" */
 		printf("\t{\"%s\",\n\t \"", name);
 		int c, col = 0;

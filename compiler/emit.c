@@ -1,0 +1,484 @@
+/* Emitter: fills templates (templates/, embedded at build time) with a
+ * plan's kernels, offsets and tables. Placeholders are $KEY or ${KEY};
+ * "@N" in a rendered kernel is the offset of scratch buffer N. */
+#include "emit.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "templates.h"
+
+#define BRNC_VERSION "0.1.0"
+
+/* A growing string; on allocation failure it goes bad and stays bad. */
+typedef struct sbuf {
+	char *s;
+	size_t len, cap;
+	int bad;
+} sbuf;
+
+static void put(sbuf *b, const char *s, size_t n)
+{
+	if (b->bad)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->s, cap);
+		if (!p) {
+			b->bad = 1;
+			return;
+		}
+		b->s = p;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = 0;
+}
+
+static void puts_(sbuf *b, const char *s)
+{
+	put(b, s, strlen(s));
+}
+
+static void printf_(sbuf *b, const char *fmt, ...)
+{
+	char tmp[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		b->bad = 1;
+	else
+		put(b, tmp, (size_t)n);
+}
+
+/* What the two targets differ in, beyond their template folders. */
+typedef struct dialect {
+	const char *name;
+	const char *kernel;        /* wrapper of a kernel body */
+	const char *unroll;        /* pragma format, %d = factor */
+	const char *launch;        /* table entry: %s name, %ld items, %d per example, %d local */
+} dialect;
+
+static const dialect dialects[] = {
+	{"c", "c/kernel.c", "#pragma GCC unroll %d", "\t{%s_range, %ldL, %d},\n"},
+	{"opencl", "opencl/kernel.cl", "#pragma unroll %d", "\t{\"%s\", %ldL, %d, %d},\n"},
+};
+
+typedef struct emitter {
+	const brn_plan *p;
+	const dialect *dl;
+	brn_diag *d;
+	const char *tmpl;          /* the template being rendered, for errors */
+	int failed;
+} emitter;
+
+typedef const char *(*lookup_fn)(void *ctx, const char *key);
+
+/* Renders template text into out, asking look for each placeholder. */
+static void render(emitter *E, sbuf *out, const char *text, lookup_fn look, void *ctx)
+{
+	const char *p = text;
+	while (*p) {
+		const char *dollar = strchr(p, '$');
+		if (!dollar) {
+			puts_(out, p);
+			return;
+		}
+		put(out, p, (size_t)(dollar - p));
+		const char *k = dollar + 1;
+		int braced = *k == '{';
+		if (braced)
+			k++;
+		const char *e = k;
+		while (isupper((unsigned char)*e) || isdigit((unsigned char)*e) || *e == '_')
+			e++;
+		if (e == k) {
+			put(out, "$", 1);
+			p = dollar + 1;
+			continue;
+		}
+		char key[64];
+		snprintf(key, sizeof key, "%.*s", (int)(e - k), k);
+		const char *v = look(ctx, key);
+		if (!v) {
+			if (!E->failed)
+				brn_diag_error(E->d, "", 0, 0, "internal error: template %s has no value for $%s", E->tmpl, key);
+			E->failed = 1;
+			v = "";
+		}
+		puts_(out, v);
+		p = braced && *e == '}' ? e + 1 : e;
+	}
+}
+
+/* --- kernels --------------------------------------------------------------- */
+
+typedef struct kernel_ctx {
+	emitter *E;
+	const brn_kernel *k;
+	const char *body;
+	char items[64], unroll[64];
+} kernel_ctx;
+
+static const char *kernel_lookup(void *ctx, const char *key)
+{
+	kernel_ctx *c = ctx;
+	const char *v = brn_kernel_var(c->k, key);
+	if (v)
+		return v;
+	if (!strcmp(key, "NAME"))
+		return c->k->name;
+	if (!strcmp(key, "COMMENT"))
+		return c->k->comment;
+	if (!strcmp(key, "BODY"))
+		return c->body;
+	if (!strcmp(key, "MODEL"))
+		return c->E->p->g->model;
+	if (!strcmp(key, "ITEMS"))
+		return c->items;
+	if (!strcmp(key, "UNROLL"))
+		return c->unroll;
+	return NULL;
+}
+
+/* Replaces "@N" (scratch buffer N) with its offset in mem. */
+static void resolve_buffers(const brn_plan *p, sbuf *out, const char *text)
+{
+	for (const char *s = text; *s; s++) {
+		if (*s == '@' && isdigit((unsigned char)s[1])) {
+			char *end;
+			long b = strtol(s + 1, &end, 10);
+			printf_(out, "%ld", p->scratch_off + p->bufs[b].off);
+			s = end - 1;
+		} else {
+			put(out, s, 1);
+		}
+	}
+}
+
+static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
+{
+	kernel_ctx c = {E, k, NULL, "", ""};
+	char path[128];
+	snprintf(path, sizeof path, "kernels/%s.k", k->tmpl);
+	const char *body = brn_template_find(path), *wrap = brn_template_find(E->dl->kernel);
+	if (!body || !wrap) {
+		if (!E->failed)
+			brn_diag_error(E->d, "", 0, 0, "internal error: no template %s", body ? E->dl->kernel : path);
+		E->failed = 1;
+		return;
+	}
+	const char *un = brn_kernel_var(k, "UNROLL_N");
+	if (un && atoi(un) > 0)
+		snprintf(c.unroll, sizeof c.unroll, E->dl->unroll, atoi(un));
+	snprintf(c.items, sizeof c.items, k->per_example ? "(long)n * %ld" : "%ld", k->items);
+	sbuf b = {0}, w = {0};
+	E->tmpl = path;
+	render(E, &b, body, kernel_lookup, &c);
+	c.body = b.s ? b.s : "";
+	E->tmpl = E->dl->kernel;
+	render(E, &w, wrap, kernel_lookup, &c);
+	if (w.s)
+		resolve_buffers(E->p, out, w.s);
+	puts_(out, "\n");
+	out->bad |= b.bad | w.bad;
+	free(b.s);
+	free(w.s);
+}
+
+/* --- the host file ------------------------------------------------------- */
+
+typedef struct var {
+	const char *key;
+	char *value;
+} var;
+
+typedef struct host_ctx {
+	var vars[64];
+	int n;
+} host_ctx;
+
+static const char *host_lookup(void *ctx, const char *key)
+{
+	host_ctx *h = ctx;
+	for (int i = 0; i < h->n; i++)
+		if (!strcmp(h->vars[i].key, key))
+			return h->vars[i].value;
+	return NULL;
+}
+
+static void hset(host_ctx *h, const char *key, const char *fmt, ...)
+{
+	char *s = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (s = malloc((size_t)n + 1))) {
+		va_start(ap, fmt);
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	if (h->n < 64) {
+		h->vars[h->n].key = key;
+		h->vars[h->n++].value = s ? s : calloc(1, 1);
+	}
+}
+
+/* Takes ownership of a rendered buffer as a variable. */
+static void hown(host_ctx *h, const char *key, sbuf *b)
+{
+	if (h->n < 64) {
+		h->vars[h->n].key = key;
+		h->vars[h->n++].value = b->s ? b->s : calloc(1, 1);
+	} else {
+		free(b->s);
+	}
+}
+
+static void slots_table(const brn_plan *p, sbuf *out)
+{
+	for (int i = 0; i < p->nslots; i++) {
+		const brn_slot *s = &p->slots[i];
+		int init = s->p.kind == BRN_PARAM_WEIGHT ? 0
+		         : (s->p.kind == BRN_PARAM_GAMMA || s->p.kind == BRN_PARAM_SIGMA) ? 2 : 1;
+		printf_(out, "\t{\"%s\", %ldL, %ldL, %d, {%d, %d, %d, %d}, %.17g, %d, %d},\n", s->name, s->off,
+		        s->p.count, s->p.ndim, s->p.shape[0], s->p.shape[1], s->p.shape[2], s->p.shape[3],
+		        s->p.fan_in ? s->p.fan_in : 1.0, init, s->p.trainable);
+	}
+}
+
+static void launch_table(emitter *E, sbuf *out, int list)
+{
+	const brn_plan *p = E->p;
+	printf_(out, "static const struct launch %s_kernels[] = {\n", list ? "train" : "infer");
+	for (int i = 0; i < p->nkernels[list]; i++) {
+		const brn_kernel *k = &p->kernels[list][i];
+		const char *wg = brn_kernel_var(k, "WG");
+		printf_(out, E->dl->launch, k->name, k->items, k->per_example, wg ? atoi(wg) : 0);
+	}
+	printf_(out, "\t{0}\n};\n\n");
+}
+
+static void folded_values(const brn_plan *p, sbuf *out)
+{
+	if (!p->weights_folded) {
+		puts_(out, "static int load_folded(model *m)\n{\n\t(void)m;\n\treturn BRN_EARG;\n}\n");
+		return;
+	}
+	puts_(out, "/* the weights given to brnc --weights, norms folded into the layers before them */\n");
+	puts_(out, "static const float folded[PARAMS_FLOATS] = {\n");
+	float *all = calloc((size_t)p->params_floats, sizeof(float));
+	if (!all) {
+		out->bad = 1;
+		return;
+	}
+	for (int i = 0; i < p->nslots; i++)
+		for (long e = 0; e < p->slots[i].p.count; e++)
+			all[p->slots[i].off + e] = (float)p->slots[i].value[e];
+	for (long e = 0; e < p->params_floats; e++)
+		printf_(out, "%s%.9g%s", e % 8 ? " " : "\t", (double)all[e], e % 8 == 7 ? ",\n" : ",");
+	free(all);
+	puts_(out, "\n};\n\nstatic int load_folded(model *m)\n{\n"
+	           "\tmemcpy(m->host, folded, sizeof folded);\n"
+	           "\treturn dev_write(m, 0, m->host, STATE_FLOATS);\n}\n");
+}
+
+/* C string literal of text, one source line per line. */
+static void c_string(sbuf *out, const char *text)
+{
+	puts_(out, "\t\"");
+	for (const char *s = text; *s; s++) {
+		if (*s == '\n')
+			puts_(out, s[1] ? "\\n\"\n\t\"" : "\\n");
+		else if (*s == '"' || *s == '\\')
+			printf_(out, "\\%c", *s);
+		else if (*s == '\t')
+			puts_(out, "\\t");
+		else
+			put(out, s, 1);
+	}
+	puts_(out, "\"");
+}
+
+static int write_file(emitter *E, const char *path, const sbuf *b)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return brn_diag_error(E->d, path, 0, 0, "cannot write: %s", strerror(errno));
+	size_t n = b->s ? fwrite(b->s, 1, b->len, f) : 0;
+	int bad = n != b->len || ferror(f);
+	if (fclose(f) || bad)
+		return brn_diag_error(E->d, path, 0, 0, "write error: %s", strerror(errno));
+	return 0;
+}
+
+/* The host-side schedule: the first batch_renorm's, as the kernels use it. */
+static const char *schedule_expr(const brn_plan *p, const char *key)
+{
+	for (int i = 0; p->train && i < p->nkernels[1]; i++)
+		if (!strcmp(p->kernels[1][i].tmpl, "norm_stats")) {
+			const char *v = brn_kernel_var(&p->kernels[1][i], key);
+			if (v && strcmp(v, "1.0f") && strcmp(v, "0.0f"))
+				return v;
+		}
+	for (int i = 0; p->train && i < p->nkernels[1]; i++)
+		if (!strcmp(p->kernels[1][i].tmpl, "norm_stats"))
+			return brn_kernel_var(&p->kernels[1][i], key);
+	return !strcmp(key, "R_MAX") ? "1.0f" : "0.0f";
+}
+
+int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
+{
+	const brn_graph *g = p->g;
+	emitter E = {p, &dialects[strcmp(o->target, "opencl") == 0], d, "", 0};
+	int opencl = E.dl == &dialects[1];
+	host_ctx h = {0};
+	sbuf kernels = {0}, tables = {0}, slots = {0}, folded = {0}, cl = {0}, tmp = {0};
+	char upper[160];
+	snprintf(upper, sizeof upper, "%s", g->model);
+	for (char *c = upper; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
+
+	for (int list = 0; list < 2; list++)
+		for (int i = 0; i < p->nkernels[list]; i++)
+			emit_kernel(&E, opencl ? &cl : &kernels, &p->kernels[list][i]);
+	launch_table(&E, &tables, 0);
+	launch_table(&E, &tables, 1);
+	slots_table(p, &slots);
+	folded_values(p, &folded);
+	const brn_node *in = &g->nodes[g->input], *out = &g->nodes[p->out_node];
+	hset(&h, "MODEL", "%s", g->model);
+	const char *slash = strrchr(o->base, '/');
+	hset(&h, "HEADER", "%s.h", slash ? slash + 1 : o->base);
+	hset(&h, "UPPER", "%s", upper);
+	hset(&h, "GUARD", "%s_H", upper);
+	hset(&h, "VERSION", "%s", BRNC_VERSION);
+	hset(&h, "SOURCE", "%s", o->source);
+	hset(&h, "COMMAND", "%s", o->command ? o->command : "brnc");
+	hset(&h, "MODE", "%s", p->train ? "training and inference" : "inference");
+	hset(&h, "TARGET", "%s", o->target);
+	hset(&h, "BATCH", "%d", g->batch);
+	hset(&h, "INPUT_SIZE", "%ld", brn_shape_count(in->shape));
+	hset(&h, "INPUT_SHAPE", in->shape[2] == 1 && in->shape[3] == 1 ? "[%d]" : "[%d, %d, %d]",
+	     in->shape[1], in->shape[2], in->shape[3]);
+	hset(&h, "OUTPUT_SIZE", "%ld", brn_shape_count(out->shape));
+	hset(&h, "OUTPUT", "%s", out->name);
+	hset(&h, "NKERNELS", "%d kernels per inference%s", p->nkernels[0], "");
+	if (p->train)
+		hset(&h, "NKERNELS", "%d kernels per inference, %d per train step", p->nkernels[0], p->nkernels[1]);
+	hset(&h, "MEM_FLOATS", "%ld", p->mem_floats);
+	hset(&h, "PARAMS_FLOATS", "%ld", p->params_floats);
+	hset(&h, "STATE_FLOATS", "%ld", p->params_floats * (p->train ? 2 : 1));
+	hset(&h, "MOMENTUM_OFF", "%ld", p->momentum_off);
+	hset(&h, "STATS_OFF", "%ld", p->stats_off);
+	hset(&h, "INFER_IN_OFF", "%ld", p->in_off[0]);
+	hset(&h, "INFER_OUT_OFF", "%ld", p->out_off);
+	hset(&h, "TRAIN_IN_OFF", "%ld", p->in_off[1]);
+	hset(&h, "LOSS_OFF", "%ld", p->loss_off);
+	hset(&h, "CLASSES", "%d", g->labels >= 0 ? g->nodes[g->labels].classes : 0);
+	hset(&h, "TRAINING", "%d", p->train);
+	hset(&h, "FOLDED", "%d", p->weights_folded);
+	hset(&h, "R_MAX", "%s", schedule_expr(p, "R_MAX"));
+	hset(&h, "D_MAX", "%s", schedule_expr(p, "D_MAX"));
+	hset(&h, "N_ALL_KERNELS", "%d", p->nkernels[0] + p->nkernels[1] + 1);
+	hset(&h, "TRAIN_DEFINE", p->train ? "#define %s_TRAIN 1 /* has _train_step */\n" : "", upper);
+	hset(&h, "TRAIN_DECL", p->train ?
+	     "/* one SGD step (momentum 0.9) on n examples; *loss: mean cross-entropy */\n"
+	     "int %s_train_step(%s *m, const float *x, const int32_t *y, int n, float lr, float *loss);" : "%s%s",
+	     p->train ? g->model : "", p->train ? g->model : "");
+	hset(&h, "DIALECT_INCLUDE", opencl ? "#include \"brnrt_cl.h\"" : "");
+	hown(&h, "KERNELS", &kernels);
+	hown(&h, "TABLES", &tables);
+	hown(&h, "SLOTS", &slots);
+	hown(&h, "FOLDED_VALUES", &folded);
+
+	/* dialect parts, then the OpenCL program text */
+	static const char *const parts[][2] = {{"DEVICE_STRUCT", "device_struct.h"}, {"DEVICE_FUNCS", "device.c"}};
+	for (int i = 0; i < 2; i++) {
+		char path[64];
+		snprintf(path, sizeof path, "%s/%s", E.dl->name, parts[i][1]);
+		const char *t = brn_template_find(path);
+		sbuf b = {0};
+		E.tmpl = path;
+		if (t)
+			render(&E, &b, t, host_lookup, &h);
+		hown(&h, parts[i][0], &b);
+	}
+	sbuf clfile = {0};
+	if (opencl) {
+		printf_(&clfile, "/* %s.cl: generated by brnc %s from %s; do not edit. */\n", g->model, BRNC_VERSION, o->source);
+		puts_(&clfile, brn_template_find("opencl/prologue.cl"));
+		puts_(&clfile, "\n");
+		if (cl.s)
+			puts_(&clfile, cl.s);
+		sbuf src = {0};
+		puts_(&src, "/* the OpenCL program, also written to ");
+		printf_(&src, "%s.cl */\nstatic const char cl_source[] =\n", g->model);
+		c_string(&src, clfile.s ? clfile.s : "");
+		puts_(&src, ";\n");
+		sbuf *kb = &src;
+		hown(&h, "KERNELS_CL", kb);
+		/* the program text sits where the C kernels would */
+		for (int i = 0; i < h.n; i++)
+			if (!strcmp(h.vars[i].key, "KERNELS")) {
+				free(h.vars[i].value);
+				h.vars[i].value = strdup(host_lookup(&h, "KERNELS_CL"));
+			}
+	} else {
+		for (int i = 0; i < h.n; i++)
+			if (!strcmp(h.vars[i].key, "KERNELS")) {
+				sbuf kc = {0};
+				puts_(&kc, brn_template_find("c/prologue.c"));
+				puts_(&kc, "\n");
+				puts_(&kc, h.vars[i].value);
+				free(h.vars[i].value);
+				h.vars[i].value = kc.s;
+			}
+	}
+	sbuf ts = {0};
+	if (p->train) {
+		E.tmpl = "train_step.c";
+		render(&E, &ts, brn_template_find("train_step.c"), host_lookup, &h);
+	}
+	hown(&h, "TRAIN_STEP", &ts);
+
+	sbuf header = {0}, host = {0};
+	E.tmpl = "header.h";
+	render(&E, &header, brn_template_find("header.h"), host_lookup, &h);
+	E.tmpl = "host.c";
+	render(&E, &host, brn_template_find("host.c"), host_lookup, &h);
+	int rc = E.failed ? -1 : 0;
+	if (!rc && (header.bad || host.bad || clfile.bad))
+		rc = brn_diag_error(d, "", 0, 0, "out of memory while emitting code");
+	char path[4096];
+	if (!rc) {
+		snprintf(path, sizeof path, "%s.h", o->base);
+		rc = write_file(&E, path, &header);
+	}
+	if (!rc) {
+		snprintf(path, sizeof path, "%s.c", o->base);
+		rc = write_file(&E, path, &host);
+	}
+	if (!rc && opencl) {
+		snprintf(path, sizeof path, "%s.cl", o->base);
+		rc = write_file(&E, path, &clfile);
+	}
+	for (int i = 0; i < h.n; i++)
+		free(h.vars[i].value);
+	free(header.s);
+	free(host.s);
+	free(clfile.s);
+	free(cl.s);
+	free(tmp.s);
+	return rc;
+}

@@ -1,0 +1,936 @@
+/* Lowering and fusion: Graph -> brn_plan (plan.h). Fusion is decided here
+ * and nowhere else.
+ *
+ * Inference (--mode infer): a conv or dense absorbs the norm after it (as
+ * an affine epilogue from the loaded statistics, or folded into its weights
+ * and bias in double precision when --weights is given), then a relu, or a
+ * residual add (whose other operand is already computed) and a relu: one
+ * pass over memory per group. A norm elsewhere absorbs its relu.
+ *
+ * Training (--mode train), per conv + norm + relu block, 3 kernels forward
+ * and 4 backward:
+ *   conv_fwd        the convolution and its bias
+ *   norm_stats      per channel: mu_B, sigma_B, r, d and the moving averages
+ *                   (a conv epilogue cannot finish a per-channel sum without
+ *                   atomics or a second pass; this pass reads the output once)
+ *   norm_apply      normalize, scale, shift and relu, elementwise
+ *   norm_bwd_stats  per channel: relu mask, dgamma, dbeta, their SGD step,
+ *                   and the coefficients of dL/dx
+ *   norm_bwd_dx     dL/dx of norm and relu together, elementwise
+ *   conv_bwd_data   dL/dx of the conv (gather form: no atomics)
+ *   conv_bwd_weight dL/dw and dL/db with the SGD step fused in
+ * The rest cannot fuse further without losing parallelism: the statistics
+ * are global reductions over N*H*W, and the backward of a conv needs the
+ * complete dL/dy of its output, which the norm's reduction gates.
+ * --no-fuse gives one kernel per op (norms keep their two phases). */
+#include "plan.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "brnrt_st.h"
+
+typedef struct lower {
+	brn_plan *p;
+	const brn_graph *g;
+	brn_diag *d;
+	brn_arena *a;
+	const brn_knobs *knobs;
+	int list;
+	int *vbuf, *gbuf;      /* per node: buffer of its value / gradient */
+	int *gwritten;         /* per node: its gradient has a writer */
+	int *absorbed;         /* per node: computed inside another's kernel */
+	int *needs_grad;
+	int *first_slot;       /* per node: its first slot, or -1 */
+	brn_kernel *k;
+	int oom;
+} lower;
+
+const char *brn_kernel_var(const brn_kernel *k, const char *key)
+{
+	for (int i = 0; i < k->nvars; i++)
+		if (strcmp(k->vars[i].key, key) == 0)
+			return k->vars[i].value;
+	return NULL;
+}
+
+static void var(lower *L, const char *key, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	brn_kernel *k = L->k;
+	for (int i = 0; i < k->nvars; i++)
+		if (strcmp(k->vars[i].key, key) == 0) {
+			k->vars[i].value = brn_arena_strdup(L->a, buf);
+			return;
+		}
+	if (k->nvars == BRN_KERNEL_VARS) {
+		L->oom = 1;
+		return;
+	}
+	k->vars[k->nvars].key = key;
+	if (!(k->vars[k->nvars++].value = brn_arena_strdup(L->a, buf)))
+		L->oom = 1;
+}
+
+static void num(lower *L, const char *key, long v)
+{
+	var(L, key, "%ld", v);
+}
+
+/* A float literal that is valid C and OpenCL C: "1.0f", "5.7e-05f". */
+static const char *lit(char *buf, size_t n, double v)
+{
+	snprintf(buf, n, "%.9g", v);
+	if (!strpbrk(buf, ".e"))
+		snprintf(buf + strlen(buf), n - strlen(buf), ".0");
+	snprintf(buf + strlen(buf), n - strlen(buf), "f");
+	return buf;
+}
+
+static void flt(lower *L, const char *key, double v)
+{
+	char b[64];
+	var(L, key, "%s", lit(b, sizeof b, v));
+}
+
+static int new_buf(lower *L, const char *name, long floats)
+{
+	brn_plan *p = L->p;
+	if (p->nbufs == p->capbufs) {
+		int cap = p->capbufs ? p->capbufs * 2 : 64;
+		brn_buffer *b = brn_arena_alloc(L->a, (size_t)cap * sizeof *b);
+		if (!b) {
+			L->oom = 1;
+			return 0;
+		}
+		if (p->nbufs)
+			memcpy(b, p->bufs, (size_t)p->nbufs * sizeof *b);
+		p->bufs = b;
+		p->capbufs = cap;
+	}
+	brn_buffer *b = &p->bufs[p->nbufs];
+	b->name = name;
+	b->floats = (floats + 15) / 16 * 16;
+	b->first = -1;
+	b->last = -1;
+	b->list = L->list;
+	return p->nbufs++;
+}
+
+static long node_floats(const brn_graph *g, const brn_node *n)
+{
+	return (long)g->batch * brn_shape_count(n->shape);
+}
+
+static int value_buf(lower *L, int node)
+{
+	if (L->vbuf[node] < 0)
+		L->vbuf[node] = new_buf(L, L->g->nodes[node].name, node_floats(L->g, &L->g->nodes[node]));
+	return L->vbuf[node];
+}
+
+static int grad_buf(lower *L, int node)
+{
+	if (L->gbuf[node] < 0)
+		L->gbuf[node] = new_buf(L, brn_arena_printf(L->a, "d%s", L->g->nodes[node].name),
+		                        node_floats(L->g, &L->g->nodes[node]));
+	return L->gbuf[node];
+}
+
+/* The offset of buffer b, as a placeholder the emitter resolves after
+ * planning ("@<b>"), recorded as used by the current kernel. */
+static void buf_var(lower *L, const char *key, int b)
+{
+	brn_kernel *k = L->k;
+	int seen = 0;
+	for (int i = 0; i < k->nbufs; i++)
+		seen |= k->bufs[i] == b;
+	if (!seen && k->nbufs < BRN_KERNEL_BUFS)
+		k->bufs[k->nbufs++] = b;
+	var(L, key, "@%d", b);
+}
+
+static long slot_off(lower *L, int node, brn_param_kind kind)
+{
+	for (int s = L->first_slot[node]; s >= 0 && s < L->p->nslots && L->p->slots[s].node == node; s++)
+		if (L->p->slots[s].p.kind == kind)
+			return L->p->slots[s].off;
+	return -1;
+}
+
+static brn_kernel *kernel(lower *L, const char *tmpl, const brn_node *n, const char *what,
+                          long items, int per_example)
+{
+	brn_plan *p = L->p;
+	int l = L->list;
+	if (p->nkernels[l] == p->capkernels[l]) {
+		int cap = p->capkernels[l] ? p->capkernels[l] * 2 : 32;
+		brn_kernel *k = brn_arena_alloc(L->a, (size_t)cap * sizeof *k);
+		if (!k) {
+			L->oom = 1;
+			return L->k = NULL;
+		}
+		if (p->nkernels[l])
+			memcpy(k, p->kernels[l], (size_t)p->nkernels[l] * sizeof *k);
+		p->kernels[l] = k;
+		p->capkernels[l] = cap;
+	}
+	brn_kernel *k = &p->kernels[l][p->nkernels[l]++];
+	memset(k, 0, sizeof *k);
+	char ident[200];
+	snprintf(ident, sizeof ident, "%s%02d_%s_%s", l ? "t" : "i", p->nkernels[l], n->name, what);
+	for (char *c = ident; *c; c++)
+		if (*c == '.')
+			*c = '_';
+	k->name = brn_arena_strdup(L->a, ident);
+	k->tmpl = tmpl;
+	k->comment = brn_arena_printf(L->a, "%s: %s", n->name, what);
+	k->items = items;
+	k->per_example = per_example;
+	L->k = k;
+	return k;
+}
+
+static void shape_vars(lower *L, const brn_node *x, const brn_node *y)
+{
+	num(L, "C", x->shape[1]);
+	num(L, "H", x->shape[2]);
+	num(L, "W", x->shape[3]);
+	num(L, "HW", (long)x->shape[2] * x->shape[3]);
+	if (y) {
+		num(L, "K", y->shape[1]);
+		num(L, "OH", y->shape[2]);
+		num(L, "OW", y->shape[3]);
+	}
+}
+
+static void window_vars(lower *L, const brn_node *n)
+{
+	num(L, "KH", n->kernel[0]);
+	num(L, "KW", n->kernel[1]);
+	num(L, "SH", n->stride[0]);
+	num(L, "SW", n->stride[1]);
+	num(L, "PH", n->pad[0]);
+	num(L, "PW", n->pad[1]);
+}
+
+/* The node's only consumer, or -1 (none, several, or it is the output). */
+static int sole_consumer(const lower *L, int node)
+{
+	const brn_graph *g = L->g;
+	int who = -1, count = 0;
+	if (node == g->output)
+		return -1;
+	for (int i = node + 1; i < g->n; i++)
+		for (int k = 0; k < g->nodes[i].nin; k++)
+			if (g->nodes[i].in[k] == node) {
+				who = i;
+				count++;
+			}
+	return count == 1 ? who : -1;
+}
+
+/* --- epilogues: small fixed statements the emitter pastes after a value
+ * `v` is computed at index `o` (conv) or `gid` (elementwise) ----------- */
+
+typedef struct epilogue {
+	char text[1024];
+} epilogue;
+
+static void epi(epilogue *e, const char *fmt, ...)
+{
+	size_t at = strlen(e->text);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->text + at, sizeof e->text - at, fmt, ap);
+	va_end(ap);
+}
+
+/* Affine of an inference norm on channel expression ch. */
+static void epi_norm(lower *L, epilogue *e, int norm, const char *ch)
+{
+	epi(e, "\t\t\tv = (v - mem[%ld + %s]) * (mem[%ld + %s] / mem[%ld + %s]) + mem[%ld + %s];\n",
+	    slot_off(L, norm, BRN_PARAM_MEAN), ch, slot_off(L, norm, BRN_PARAM_GAMMA), ch,
+	    slot_off(L, norm, BRN_PARAM_SIGMA), ch, slot_off(L, norm, BRN_PARAM_BETA), ch);
+}
+
+static void epi_relu(epilogue *e)
+{
+	epi(e, "\t\t\tv = FMAX(v, 0.0f);\n");
+}
+
+/* Follows a chain after node `head`: [norm] [relu | add [relu]].
+ * Returns the last node of the group; fills the epilogue. */
+static int chain(lower *L, int head, int allow_norm, const char *ch, const char *idx, epilogue *e)
+{
+	const brn_graph *g = L->g;
+	int cur = head, next;
+	if (!L->p->fused)
+		return head;
+	next = sole_consumer(L, cur);
+	if (allow_norm && next >= 0 && brn_is_norm(g->nodes[next].op)) {
+		if (!L->p->weights_folded)
+			epi_norm(L, e, next, ch);
+		L->absorbed[next] = 1;
+		cur = next;
+		next = sole_consumer(L, cur);
+	}
+	if (next >= 0 && g->nodes[next].op == BRN_OP_ADD) {
+		const brn_node *add = &g->nodes[next];
+		int other = add->in[0] == cur ? add->in[1] : add->in[0];
+		if (other != cur && other < head) {
+			epi(e, "\t\t\tv += mem[@%d + %s];\n", value_buf(L, other), idx);
+			buf_var(L, "RES", L->vbuf[other]);
+			L->absorbed[next] = 1;
+			cur = next;
+			next = sole_consumer(L, cur);
+		}
+	}
+	if (next >= 0 && g->nodes[next].op == BRN_OP_RELU) {
+		epi_relu(e);
+		L->absorbed[next] = 1;
+		cur = next;
+	}
+	return cur;
+}
+
+static void set_out(lower *L, int last, epilogue *e)
+{
+	buf_var(L, "Y", value_buf(L, last));
+	var(L, "EPILOGUE", "%s", e->text);
+	if (last == L->g->output && L->list == 0)
+		L->p->out_node = last;
+}
+
+static void conv_vars(lower *L, const brn_node *n)
+{
+	const brn_graph *g = L->g;
+	const brn_node *x = &g->nodes[n->in[0]];
+	const brn_knobs *kn = L->knobs ? &L->knobs[n->id] : NULL;
+	int cg = x->shape[1] / n->groups, kg = n->out / n->groups;
+	int ocb = kn && kn->oc_block ? kn->oc_block : 4;
+	while (kg % ocb)
+		ocb--;
+	int tw = kn && kn->tile_w ? kn->tile_w : 4;
+	if (tw > n->shape[3])
+		tw = n->shape[3];
+	shape_vars(L, x, n);
+	window_vars(L, n);
+	num(L, "CG", cg);
+	num(L, "KG", kg);
+	num(L, "OCB", ocb);
+	num(L, "KBLOCKS", n->out / ocb);
+	num(L, "TW", tw);
+	num(L, "OWT", (n->shape[3] + tw - 1) / tw);
+	num(L, "UNROLL_N", kn && kn->unroll ? kn->unroll : 0);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	num(L, "WCOUNT", (long)n->out * cg * n->kernel[0] * n->kernel[1]);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+}
+
+/* Bias of a conv or dense: its own, or, when folding a bias-less layer,
+ * the norm's beta that holds the folded shift. -1: none. */
+static long bias_off(lower *L, const brn_node *n)
+{
+	long b = slot_off(L, n->id, BRN_PARAM_BIAS);
+	if (b < 0 && L->p->weights_folded) {
+		int next = sole_consumer(L, n->id);
+		if (L->p->fused && next >= 0 && brn_is_norm(L->g->nodes[next].op))
+			b = slot_off(L, next, BRN_PARAM_BETA);
+	}
+	return b;
+}
+
+static void lower_conv(lower *L, const brn_node *n)
+{
+	epilogue e = {""};
+	long per = (long)(n->out / 1) * n->shape[2];
+	kernel(L, "conv_fwd", n, "conv_fwd", 0, 1);
+	conv_vars(L, n);
+	per = atol(brn_kernel_var(L->k, "KBLOCKS")) * n->shape[2] * atol(brn_kernel_var(L->k, "OWT"));
+	L->k->items = per;
+	long b = bias_off(L, n);
+	if (b >= 0)
+		epi(&e, "\t\t\tv += mem[%ld + k];\n", b);
+	int last = L->list == 0 ? chain(L, n->id, 1, "k", "o", &e) : n->id;
+	set_out(L, last, &e);
+	if (last != n->id)
+		L->k->comment = brn_arena_printf(L->a, "%s .. %s: conv_fwd, fused", n->name, L->g->nodes[last].name);
+}
+
+static void lower_dense(lower *L, const brn_node *n)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	const brn_knobs *kn = L->knobs ? &L->knobs[n->id] : NULL;
+	epilogue e = {""};
+	kernel(L, "dense_fwd", n, "dense_fwd", n->out, 1);
+	num(L, "IN", x->shape[1]);
+	num(L, "OUT", n->out);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	num(L, "UNROLL_N", kn && kn->unroll ? kn->unroll : 0);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	long b = bias_off(L, n);
+	var(L, "BIAS_TERM", b >= 0 ? " + mem[%ld + o]" : "", b);
+	int last = L->list == 0 ? chain(L, n->id, 1, "o", "gid", &e) : n->id;
+	set_out(L, last, &e);
+}
+
+static void norm_common(lower *L, const brn_node *n)
+{
+	shape_vars(L, n, NULL);
+	num(L, "GAMMA", slot_off(L, n->id, BRN_PARAM_GAMMA));
+	num(L, "BETA", slot_off(L, n->id, BRN_PARAM_BETA));
+	num(L, "MEAN", slot_off(L, n->id, BRN_PARAM_MEAN));
+	num(L, "SIGMA", slot_off(L, n->id, BRN_PARAM_SIGMA));
+	buf_var(L, "X", value_buf(L, n->in[0]));
+}
+
+/* A schedule as a C/OpenCL expression of `step`, or a literal at step. */
+static void sched_var(lower *L, const char *key, const brn_piecewise *pw, int is_norm)
+{
+	if (!is_norm) {
+		flt(L, key, strcmp(key, "R_MAX") == 0 ? 1.0 : 0.0);
+		return;
+	}
+	if (L->p->step >= 0 || pw->n == 1) {
+		flt(L, key, brn_piecewise_eval(pw, (double)(L->p->step >= 0 ? L->p->step : 0)));
+		return;
+	}
+	char buf[4096] = "(", a[64], b[64];
+	size_t at = 1;
+	at += (size_t)snprintf(buf + at, sizeof buf - at, "step < %ld ? %s : ", (long)pw->t[0],
+	                       lit(a, sizeof a, pw->v[0]));
+	for (int i = 1; i < pw->n && at < sizeof buf; i++) {
+		double slope = (pw->v[i] - pw->v[i - 1]) / (pw->t[i] - pw->t[i - 1]);
+		at += (size_t)snprintf(buf + at, sizeof buf - at, "step < %ld ? %s + (float)(step - %ld) * %s : ",
+		                       (long)pw->t[i], lit(a, sizeof a, pw->v[i - 1]), (long)pw->t[i - 1],
+		                       lit(b, sizeof b, slope));
+	}
+	if (at < sizeof buf)
+		snprintf(buf + at, sizeof buf - at, "%s)", lit(a, sizeof a, pw->v[pw->n - 1]));
+	var(L, key, "%s", buf);
+}
+
+static void lower_norm_train(lower *L, const brn_node *n, long stats)
+{
+	int renorm = n->op == BRN_OP_BATCH_RENORM;
+	kernel(L, "norm_stats", n, "norm_stats", n->shape[1], 0);
+	norm_common(L, n);
+	num(L, "STATS", stats);
+	flt(L, "EPS", n->eps);
+	flt(L, "ALPHA", n->alpha);
+	sched_var(L, "R_MAX", &n->r_max.pw, renorm);
+	sched_var(L, "D_MAX", &n->d_max.pw, renorm);
+	epilogue e = {""};
+	kernel(L, "norm_apply", n, "norm_apply", brn_shape_count(n->shape), 1);
+	norm_common(L, n);
+	num(L, "STATS", stats);
+	int last = n->id, next = L->p->fused ? sole_consumer(L, n->id) : -1;
+	if (next >= 0 && L->g->nodes[next].op == BRN_OP_RELU) {
+		epi_relu(&e);
+		L->absorbed[next] = 1;
+		last = next;
+	}
+	var(L, "RELU_NOTE", last != n->id ? ", then relu" : "");
+	set_out(L, last, &e);
+}
+
+static void lower_pool(lower *L, const brn_node *n, const char *tmpl)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	epilogue e = {""};
+	kernel(L, tmpl, n, tmpl, brn_shape_count(n->shape), 1);
+	shape_vars(L, x, n);
+	if (n->op == BRN_OP_GLOBAL_AVGPOOL) {
+		num(L, "HW", (long)x->shape[2] * x->shape[3]);
+	} else {
+		window_vars(L, n);
+		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
+		var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
+	}
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	set_out(L, n->id, &e);
+}
+
+static void lower_eltwise(lower *L, const brn_node *n)
+{
+	epilogue e = {""};
+	kernel(L, "eltwise", n, brn_op_name(n->op), brn_shape_count(n->shape), 1);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	int last = n->id;
+	if (n->op == BRN_OP_ADD) {
+		epi(&e, "\t\t\tv += mem[@%d + gid];\n", value_buf(L, n->in[1]));
+		buf_var(L, "B", L->vbuf[n->in[1]]);
+		int next = L->p->fused ? sole_consumer(L, n->id) : -1;
+		if (next >= 0 && L->g->nodes[next].op == BRN_OP_RELU && L->list == 0) {
+			epi_relu(&e);
+			L->absorbed[next] = 1;
+			last = next;
+		}
+	} else if (n->op == BRN_OP_RELU) {
+		epi_relu(&e);
+	} else if (brn_is_norm(n->op)) {
+		/* inference norm outside a conv group */
+		L->k->tmpl = "norm_infer";
+		norm_common(L, n);
+		int next = L->p->fused ? sole_consumer(L, n->id) : -1;
+		if (next >= 0 && L->g->nodes[next].op == BRN_OP_RELU) {
+			epi_relu(&e);
+			L->absorbed[next] = 1;
+			last = next;
+		}
+		var(L, "RELU_NOTE", last != n->id ? ", then relu" : "");
+	}
+	var(L, "WHAT", "%s", brn_op_name(n->op));
+	set_out(L, last, &e);
+}
+
+static void lower_softmax(lower *L, const brn_node *n)
+{
+	epilogue e = {""};
+	kernel(L, "softmax", n, "softmax", 1, 1);
+	num(L, "K", n->shape[1]);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	set_out(L, n->id, &e);
+}
+
+/* Forward kernels of one list (infer: 0; train: 1). */
+static void lower_forward(lower *L)
+{
+	const brn_graph *g = L->g;
+	long stats = L->p->stats_off;
+	for (int i = 0; i < g->n && !L->oom; i++) {
+		const brn_node *n = &g->nodes[i];
+		if (L->absorbed[i])
+			continue;
+		switch (n->op) {
+		case BRN_OP_INPUT:
+			value_buf(L, i);
+			break;
+		case BRN_OP_CONV: lower_conv(L, n); break;
+		case BRN_OP_DENSE: lower_dense(L, n); break;
+		case BRN_OP_BATCH_NORM:
+		case BRN_OP_BATCH_RENORM:
+			if (L->list == 1) {
+				lower_norm_train(L, n, stats);
+				stats += 8L * n->shape[1];
+			} else {
+				lower_eltwise(L, n);
+			}
+			break;
+		case BRN_OP_RELU:
+		case BRN_OP_ADD: lower_eltwise(L, n); break;
+		case BRN_OP_MAXPOOL:
+		case BRN_OP_AVGPOOL: lower_pool(L, n, "pool_fwd"); break;
+		case BRN_OP_GLOBAL_AVGPOOL: lower_pool(L, n, "gap_fwd"); break;
+		case BRN_OP_FLATTEN:
+			/* same memory, other shape */
+			L->vbuf[i] = value_buf(L, n->in[0]);
+			if (i == g->output && L->list == 0)
+				L->p->out_node = i;
+			break;
+		case BRN_OP_SOFTMAX: lower_softmax(L, n); break;
+		case BRN_OP_SOFTMAX_CE:
+			if (L->list == 1) {
+				kernel(L, "softmax_ce", n, "softmax_ce", 1, 1);
+				num(L, "K", g->nodes[n->in[0]].shape[1]);
+				buf_var(L, "X", value_buf(L, n->in[0]));
+				buf_var(L, "LOSS", value_buf(L, i));
+				buf_var(L, "DX", grad_buf(L, n->in[0]));
+				L->gwritten[n->in[0]] = 1;
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* "mem[@dx + gid] = v;" the first time a gradient is written, "+=" after. */
+static void store(lower *L, const char *key, const char *dxkey, int node)
+{
+	buf_var(L, dxkey, grad_buf(L, node));
+	var(L, key, "mem[@%d + gid] %s v;", L->gbuf[node], L->gwritten[node] ? "+=" : "=");
+	L->gwritten[node] = 1;
+}
+
+static int wants_dx(const lower *L, int node)
+{
+	const brn_node *x = &L->g->nodes[node];
+	return L->needs_grad[node] && x->op != BRN_OP_INPUT && x->op != BRN_OP_LABELS;
+}
+
+static void lower_backward(lower *L)
+{
+	const brn_graph *g = L->g;
+	brn_plan *p = L->p;
+	long stats = p->stats_off;
+	long *stats_at = brn_arena_alloc(L->a, (size_t)g->n * sizeof(long));
+	if (!stats_at) {
+		L->oom = 1;
+		return;
+	}
+	for (int i = 0; i < g->n; i++)
+		if (brn_is_norm(g->nodes[i].op)) {
+			stats_at[i] = stats;
+			stats += 8L * g->nodes[i].shape[1];
+		}
+	for (int i = g->n - 1; i >= 0 && !L->oom; i--) {
+		const brn_node *n = &g->nodes[i];
+		if (!L->needs_grad[i] || L->absorbed[i] || n->op == BRN_OP_SOFTMAX_CE ||
+		    (!L->gwritten[i] && !brn_is_norm(n->op)))
+			continue;
+		int x = n->nin ? n->in[0] : -1;
+		switch (n->op) {
+		case BRN_OP_CONV:
+			if (wants_dx(L, x)) {
+				kernel(L, "conv_bwd_data", n, "conv_bwd_data", brn_shape_count(g->nodes[x].shape), 1);
+				conv_vars(L, n);
+				buf_var(L, "DY", L->gbuf[i]);
+				store(L, "STORE_DX", "DX", x);
+			}
+			kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
+			conv_vars(L, n);
+			L->k->items = atol(brn_kernel_var(L->k, "WCOUNT")) + (n->bias ? n->out : 0);
+			num(L, "BIAS", n->bias ? slot_off(L, i, BRN_PARAM_BIAS) : 0);
+			num(L, "PARAMS", 0);
+			num(L, "MOMENTUM", p->momentum_off);
+			buf_var(L, "DY", L->gbuf[i]);
+			break;
+		case BRN_OP_DENSE:
+			if (wants_dx(L, x)) {
+				kernel(L, "dense_bwd_data", n, "dense_bwd_data", g->nodes[x].shape[1], 1);
+				num(L, "IN", g->nodes[x].shape[1]);
+				num(L, "OUT", n->out);
+				num(L, "WGT", slot_off(L, i, BRN_PARAM_WEIGHT));
+				buf_var(L, "DY", L->gbuf[i]);
+				store(L, "STORE_DX", "DX", x);
+			}
+			kernel(L, "dense_bwd_weight", n, "dense_bwd_weight", (long)n->out * g->nodes[x].shape[1] + (n->bias ? n->out : 0), 0);
+			num(L, "IN", g->nodes[x].shape[1]);
+			num(L, "OUT", n->out);
+			num(L, "WGT", slot_off(L, i, BRN_PARAM_WEIGHT));
+			num(L, "BIAS", n->bias ? slot_off(L, i, BRN_PARAM_BIAS) : 0);
+			num(L, "PARAMS", 0);
+			num(L, "MOMENTUM", p->momentum_off);
+			buf_var(L, "X", value_buf(L, x));
+			buf_var(L, "DY", L->gbuf[i]);
+			break;
+		case BRN_OP_BATCH_NORM:
+		case BRN_OP_BATCH_RENORM: {
+			/* with its relu absorbed, the gradient arrives at the relu */
+			int out = i, relu = -1;
+			int next = p->fused ? sole_consumer(L, i) : -1;
+			if (next >= 0 && L->absorbed[next] && g->nodes[next].op == BRN_OP_RELU)
+				out = relu = next;
+			if (!L->gwritten[out])
+				break;
+			for (int pass = 0; pass < 2; pass++) {
+				if (pass == 0)
+					kernel(L, "norm_bwd_stats", n, "norm_bwd_stats", n->shape[1], 0);
+				else if (wants_dx(L, x))
+					kernel(L, "norm_bwd_dx", n, "norm_bwd_dx", brn_shape_count(n->shape), 1);
+				else
+					break;
+				norm_common(L, n);
+				num(L, "STATS", stats_at[i]);
+				num(L, "MGAMMA", slot_off(L, i, BRN_PARAM_GAMMA) + p->momentum_off);
+				num(L, "MBETA", slot_off(L, i, BRN_PARAM_BETA) + p->momentum_off);
+				buf_var(L, "DY", L->gbuf[out]);
+				var(L, "MASK", "");
+				if (relu >= 0) {
+					buf_var(L, "A", L->vbuf[relu]);
+					var(L, "MASK", "\t\t\tif (mem[@%d + %s] <= 0.0f)\n\t\t\t\tg = 0.0f;",
+					    L->vbuf[relu], pass == 0 ? "base + i" : "gid");
+				}
+				if (pass == 1)
+					store(L, "STORE_DX", "DX", x);
+			}
+			break;
+		}
+		case BRN_OP_RELU:
+			kernel(L, "relu_bwd", n, "relu_bwd", brn_shape_count(n->shape), 1);
+			buf_var(L, "X", value_buf(L, x));
+			buf_var(L, "DY", L->gbuf[i]);
+			store(L, "STORE_DX", "DX", x);
+			break;
+		case BRN_OP_ADD:
+			kernel(L, "add_bwd", n, "add_bwd", brn_shape_count(n->shape), 1);
+			buf_var(L, "DY", L->gbuf[i]);
+			var(L, "MASK", "");
+			var(L, "MASK_NOTE", "");
+			if (wants_dx(L, n->in[0]))
+				store(L, "STORE_DX", "DX", n->in[0]);
+			else
+				var(L, "STORE_DX", "");
+			if (wants_dx(L, n->in[1]))
+				store(L, "STORE_DX2", "DX2", n->in[1]);
+			else
+				var(L, "STORE_DX2", "");
+			break;
+		case BRN_OP_MAXPOOL:
+		case BRN_OP_AVGPOOL:
+			if (!wants_dx(L, x))
+				break;
+			kernel(L, "pool_bwd", n, "pool_bwd", brn_shape_count(g->nodes[x].shape), 1);
+			shape_vars(L, &g->nodes[x], n);
+			window_vars(L, n);
+			num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
+			var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
+			buf_var(L, "X", value_buf(L, x));
+			buf_var(L, "DY", L->gbuf[i]);
+			store(L, "STORE_DX", "DX", x);
+			break;
+		case BRN_OP_GLOBAL_AVGPOOL:
+			if (!wants_dx(L, x))
+				break;
+			kernel(L, "gap_bwd", n, "gap_bwd", brn_shape_count(g->nodes[x].shape), 1);
+			num(L, "HW", (long)g->nodes[x].shape[2] * g->nodes[x].shape[3]);
+			buf_var(L, "DY", L->gbuf[i]);
+			store(L, "STORE_DX", "DX", x);
+			break;
+		case BRN_OP_FLATTEN:
+			/* same memory: the gradient buffer is shared */
+			if (L->gbuf[x] < 0 && !L->gwritten[x]) {
+				L->gbuf[x] = L->gbuf[i];
+				L->gwritten[x] = 1;
+			} else if (wants_dx(L, x)) {
+				kernel(L, "eltwise", n, "flatten_bwd", brn_shape_count(n->shape), 1);
+				buf_var(L, "X", L->gbuf[i]);
+				buf_var(L, "Y", L->gbuf[x]);
+				var(L, "WHAT", "gradient of flatten, accumulated");
+				var(L, "EPILOGUE", "\t\t\tv += mem[@%d + gid];\n", L->gbuf[x]);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* --- memory ------------------------------------------------------------ */
+
+static int make_slots(lower *L)
+{
+	const brn_graph *g = L->g;
+	brn_plan *p = L->p;
+	brn_param ps[6];
+	int total = 0;
+	for (int i = 0; i < g->n; i++)
+		total += brn_graph_params(g, &g->nodes[i], ps);
+	p->slots = brn_arena_alloc(L->a, (size_t)(total + 1) * sizeof *p->slots);
+	if (!p->slots)
+		return -1;
+	long off = 0;
+	for (int i = 0; i < g->n; i++) {
+		int k = brn_graph_params(g, &g->nodes[i], ps);
+		L->first_slot[i] = k ? p->nslots : -1;
+		for (int j = 0; j < k; j++) {
+			brn_slot *s = &p->slots[p->nslots++];
+			s->name = brn_arena_printf(L->a, "%s.%s", g->nodes[i].name, ps[j].suffix);
+			s->p = ps[j];
+			s->node = i;
+			s->off = off;
+			off += (ps[j].count + 3) / 4 * 4;
+		}
+	}
+	p->params_floats = (off + 15) / 16 * 16;
+	return 0;
+}
+
+/* First fit by liveness: a buffer may share memory with any buffer of its
+ * list whose uses do not overlap its own. */
+static long place(brn_plan *p, int list, int in_buf, int out_buf)
+{
+	long top = 0;
+	int nk = p->nkernels[list];
+	for (int b = 0; b < p->nbufs; b++)
+		if (p->bufs[b].list == list)
+			p->bufs[b].first = p->bufs[b].last = -1;
+	for (int k = 0; k < nk; k++) {
+		const brn_kernel *kk = &p->kernels[list][k];
+		for (int i = 0; i < kk->nbufs; i++) {
+			brn_buffer *b = &p->bufs[kk->bufs[i]];
+			if (b->first < 0)
+				b->first = k;
+			b->last = k;
+		}
+	}
+	p->bufs[in_buf].first = 0;
+	if (p->bufs[in_buf].last < 0)
+		p->bufs[in_buf].last = 0;
+	p->bufs[out_buf].last = nk;
+	if (p->bufs[out_buf].first < 0)
+		p->bufs[out_buf].first = 0;
+	for (int b = 0; b < p->nbufs; b++) {
+		brn_buffer *bb = &p->bufs[b];
+		if (bb->list != list)
+			continue;
+		long off = 0;
+		int moved = 1;
+		if (bb->first < 0)
+			bb->first = bb->last = 0;
+		while (moved) {
+			moved = 0;
+			for (int o = 0; o < b; o++) {
+				const brn_buffer *ob = &p->bufs[o];
+				if (ob->list != list || ob->last < bb->first || ob->first > bb->last)
+					continue;
+				if (off < ob->off + ob->floats && ob->off < off + bb->floats) {
+					off = ob->off + ob->floats;
+					moved = 1;
+				}
+			}
+		}
+		bb->off = off;
+		if (off + bb->floats > top)
+			top = off + bb->floats;
+	}
+	return top;
+}
+
+/* --- folding ------------------------------------------------------------- */
+
+static int load_weights(lower *L, const char *path)
+{
+	brn_plan *p = L->p;
+	brnrt_st_tensor *specs = brn_arena_alloc(L->a, (size_t)(p->nslots + 1) * sizeof *specs);
+	if (!specs)
+		return -1;
+	for (int s = 0; s < p->nslots; s++) {
+		brn_slot *sl = &p->slots[s];
+		specs[s].name = sl->name;
+		specs[s].ndim = sl->p.ndim;
+		for (int k = 0; k < sl->p.ndim; k++)
+			specs[s].shape[k] = sl->p.shape[k];
+		specs[s].data = brn_arena_alloc(L->a, (size_t)sl->p.count * sizeof(float));
+		sl->value = brn_arena_alloc(L->a, (size_t)sl->p.count * sizeof(double));
+		if (!specs[s].data || !sl->value)
+			return -1;
+	}
+	brnrt_error e;
+	if (brnrt_st_load(path, specs, p->nslots, ".momentum", NULL, &e))
+		return brn_diag_error(L->d, "", 0, 0, "%s", e.msg);
+	for (int s = 0; s < p->nslots; s++)
+		for (long i = 0; i < p->slots[s].p.count; i++)
+			p->slots[s].value[i] = specs[s].data[i];
+	return 0;
+}
+
+static double *slot_values(lower *L, int node, brn_param_kind kind)
+{
+	for (int s = L->first_slot[node]; s >= 0 && s < L->p->nslots && L->p->slots[s].node == node; s++)
+		if (L->p->slots[s].p.kind == kind)
+			return L->p->slots[s].value;
+	return NULL;
+}
+
+/* w' = w * gamma / sigma per output channel; b' = (b - mu) * gamma / sigma
+ * + beta, stored in the layer's bias or, without one, in the norm's beta. */
+static void fold(lower *L)
+{
+	const brn_graph *g = L->g;
+	for (int i = 0; i < g->n; i++) {
+		const brn_node *n = &g->nodes[i];
+		if (n->op != BRN_OP_CONV && n->op != BRN_OP_DENSE)
+			continue;
+		int nm = sole_consumer(L, i);
+		if (nm < 0 || !brn_is_norm(g->nodes[nm].op))
+			continue;
+		double *w = slot_values(L, i, BRN_PARAM_WEIGHT), *b = slot_values(L, i, BRN_PARAM_BIAS);
+		double *gm = slot_values(L, nm, BRN_PARAM_GAMMA), *bt = slot_values(L, nm, BRN_PARAM_BETA);
+		double *mu = slot_values(L, nm, BRN_PARAM_MEAN), *sg = slot_values(L, nm, BRN_PARAM_SIGMA);
+		long per = 1;
+		brn_param ps[6];
+		brn_graph_params(g, n, ps);
+		per = ps[0].count / n->out;
+		for (int k = 0; k < n->out; k++) {
+			double scale = gm[k] / sg[k];
+			for (long e = 0; e < per; e++)
+				w[k * per + e] *= scale;
+			double shift = ((b ? b[k] : 0.0) - mu[k]) * scale + bt[k];
+			if (b)
+				b[k] = shift;
+			else
+				bt[k] = shift;
+		}
+	}
+}
+
+int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
+                   const brn_knobs *knobs, const char *weights, brn_arena *a,
+                   brn_plan *p, brn_diag *d)
+{
+	lower L;
+	memset(p, 0, sizeof *p);
+	memset(&L, 0, sizeof L);
+	p->g = g;
+	p->train = train;
+	p->fused = !no_fuse;
+	p->step = step;
+	p->arena = a;
+	p->out_node = g->output;
+	L.p = p;
+	L.g = g;
+	L.d = d;
+	L.a = a;
+	L.knobs = knobs;
+	size_t ints = (size_t)g->n * sizeof(int);
+	if (!(L.first_slot = brn_arena_alloc(a, ints)) || make_slots(&L))
+		return brn_diag_error(d, g->file, 0, 0, "out of memory");
+	if (weights) {
+		if (load_weights(&L, weights))
+			return -1;
+		p->weights_folded = 1;
+		if (p->fused)
+			fold(&L);
+	}
+	p->momentum_off = train ? p->params_floats : 0;
+	p->stats_off = p->momentum_off + (train ? p->params_floats : 0);
+	for (int i = 0; i < g->n; i++)
+		if (brn_is_norm(g->nodes[i].op))
+			p->stats_floats += 8L * g->nodes[i].shape[1];
+	p->scratch_off = (p->stats_off + (train ? p->stats_floats : 0) + 15) / 16 * 16;
+	long scratch = 0;
+	for (int list = 0; list <= train; list++) {
+		L.list = list;
+		if (!(L.vbuf = brn_arena_alloc(a, ints)) || !(L.gbuf = brn_arena_alloc(a, ints)) ||
+		    !(L.gwritten = brn_arena_alloc(a, ints)) || !(L.absorbed = brn_arena_alloc(a, ints)) ||
+		    !(L.needs_grad = brn_arena_alloc(a, ints)))
+			return brn_diag_error(d, g->file, 0, 0, "out of memory");
+		for (int i = 0; i < g->n; i++)
+			L.vbuf[i] = L.gbuf[i] = -1;
+		if (list == 1 && g->loss >= 0) {
+			L.needs_grad[g->loss] = 1;
+			for (int i = g->n - 1; i >= 0; i--)
+				for (int k = 0; L.needs_grad[i] && k < g->nodes[i].nin; k++)
+					L.needs_grad[g->nodes[i].in[k]] = 1;
+		}
+		lower_forward(&L);
+		if (list == 1)
+			lower_backward(&L);
+		if (L.oom)
+			return brn_diag_error(d, g->file, 0, 0, "out of memory while planning kernels");
+		/* the input is written before the first kernel, results read after the last */
+		if (list == 1 && g->loss < 0)
+			return brn_diag_error(d, g->file, 0, 0, "--mode train needs a loss; add e.g. 'loss softmax_cross_entropy(logits, y);'");
+		int out = list == 0 ? L.vbuf[p->out_node] : L.vbuf[g->loss];
+		long top = place(p, list, L.vbuf[g->input], out);
+		if (top > scratch)
+			scratch = top;
+		p->in_off[list] = p->scratch_off + p->bufs[L.vbuf[g->input]].off;
+		if (list == 0)
+			p->out_off = p->scratch_off + p->bufs[L.vbuf[p->out_node]].off;
+		else
+			p->loss_off = p->scratch_off + p->bufs[L.vbuf[g->loss]].off;
+	}
+	p->mem_floats = p->scratch_off + scratch;
+	return 0;
+}

@@ -1,0 +1,56 @@
+static int dev_open(model *m)
+{
+	brnrt_error e;
+	m->host = calloc((size_t)MEM_FLOATS, sizeof(float));
+	if (!m->host) {
+		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", MEM_FLOATS);
+		return BRN_ENOMEM;
+	}
+	int rc = brnrt_pool_open(&m->dev.pool, 0, &e);
+	if (rc) {
+		snprintf(m->err, sizeof m->err, "%s", e.msg);
+		return rc;
+	}
+	snprintf(m->dev.name, sizeof m->dev.name, "cpu (C, %d threads)", brnrt_pool_threads(m->dev.pool));
+	return 0;
+}
+
+static void dev_close(model *m)
+{
+	brnrt_pool_close(m->dev.pool);
+	free(m->host);
+}
+
+static int dev_write(model *m, long off, const float *src, long count)
+{
+	if (m->host + off != src)
+		memcpy(m->host + off, src, (size_t)count * sizeof(float));
+	return 0;
+}
+
+static int dev_read(model *m, long off, float *dst, long count)
+{
+	if (m->host + off != dst)
+		memcpy(dst, m->host + off, (size_t)count * sizeof(float));
+	return 0;
+}
+
+static inline int dev_labels(model *m, const int32_t *y, int n)
+{
+	(void)n;
+	m->labels = y;
+	return 0;
+}
+
+static int dev_run(model *m, int list)
+{
+	const struct launch *l = list ? train_kernels : infer_kernels;
+	for (; l->run; l++)
+		brnrt_pool_run(m->dev.pool, l->per_example ? l->items * m->n : l->items, l->run, m);
+	return 0;
+}
+
+const char *${MODEL}_device(const model *m)
+{
+	return m->dev.name;
+}

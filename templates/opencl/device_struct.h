@@ -1,0 +1,19 @@
+/* OpenCL device: the arena is one buffer on the device; the host keeps the
+ * state (parameters, momentum) to load, initialise and save it. */
+#include "brnrt_cl.h"
+
+struct launch {
+	const char *name;  /* the kernel in the program below */
+	long items;        /* work-items (per example when per_example) */
+	int per_example;
+	size_t local;      /* work-group size, 0: the driver's choice */
+};
+
+enum { N_KERNELS = ${N_ALL_KERNELS} };
+
+struct device {
+	brnrt_cl *cl;
+	cl_program prog;
+	cl_mem mem, labels;
+	cl_kernel k[N_KERNELS];
+};
