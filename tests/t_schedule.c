@@ -234,6 +234,12 @@ static void test_sandbox(void)
 	    "instruction limit exceeded (runaway script?)");
 	bad("unbounded memory", "local t = {}\nfor i = 1, 1e9 do t[i] = i end\n", 2, "memory limit exceeded");
 	bad("string.rep bomb", "\n\nlocal s = string.rep('x', 1e9)\n", 3, "memory limit exceeded");
+	brn_schedule s;
+	bad("finalizer", "\nsetmetatable({}, {__gc = function() while true do end end})\n", 2,
+	    "setmetatable: __gc is not allowed in schedules");
+	good("setmetatable still works", "local mt = {__index = function(t, k) return 1 end}\n"
+	     "local t = setmetatable({}, mt)\nreturn {r_max = t.x, d_max = 0}\n", &s);
+	good("sandbox keeps collectgarbage", "collectgarbage('stop')\nreturn {r_max = 1, d_max = 0}\n", &s);
 	bad("string doubling", "local s = 'x'\nwhile true do\n  s = s .. s\nend\n", 3, "memory limit exceeded");
 }
 
@@ -244,6 +250,8 @@ static void test_results(void)
 	bad("missing r_max", "local d = 0\nreturn {d_max = d}\n", 2, "missing r_max in the returned table");
 	/* a return's line is that of its last token */
 	bad("missing d_max", "return {\n  r_max = 2,\n}\n", 3, "missing d_max in the returned table");
+	bad("missing d_max after a function", "return {\n  r_max = function(t)\n    return 1\n  end,\n}\n", 5,
+	    "missing d_max in the returned table");
 	bad("unknown key", "return {r_max = 1, d_max = 0, rmax = 2}\n", 1,
 	    "unknown key 'rmax' in the returned table (expected r_max, d_max, kernels)");
 	bad("r_max < 1", "return {\n  r_max = ramp(0, 100, 0.5, 2),\n  d_max = 0,\n}\n", 2,
