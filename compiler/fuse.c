@@ -655,6 +655,18 @@ static void lower_backward(lower *L)
 			}
 			break;
 		}
+		case BRN_OP_SOFTMAX:
+			if (!wants_dx(L, x))
+				break;
+			kernel(L, "softmax_bwd", n, "softmax_bwd", 1, 1);
+			num(L, "K", n->shape[1]);
+			buf_var(L, "Y", value_buf(L, i));
+			buf_var(L, "DY", L->gbuf[i]);
+			buf_var(L, "DX", grad_buf(L, x));
+			var(L, "STORE_DX", "mem[@%d + gid * %d + j] %s v;", L->gbuf[x], n->shape[1],
+			    L->gwritten[x] ? "+=" : "=");
+			L->gwritten[x] = 1;
+			break;
 		case BRN_OP_RELU:
 			kernel(L, "relu_bwd", n, "relu_bwd", brn_shape_count(n->shape), 1);
 			buf_var(L, "X", value_buf(L, x));
