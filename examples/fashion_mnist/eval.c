@@ -14,11 +14,12 @@
 #define CLASSES FASHION_CNN_OUTPUT_SIZE
 
 static const char usage[] =
-	"usage: eval --weights FILE [--data DIR] [--label NAME]\n"
+	"usage: eval [--weights FILE] [--data DIR] [--label NAME]\n"
 	"Prints the Fashion-MNIST test accuracy of fashion_cnn with those weights:\n"
 	"  test accuracy (NAME, <device>): 0.XXXX\n"
 	"\n"
-	"  --weights FILE  safetensors weights or a checkpoint from train\n"
+	"  --weights FILE  safetensors weights or a checkpoint from train (omit it\n"
+	"                  for a model compiled with brnc --weights)\n"
 	"  --data DIR      IDX files (default $BRN_DATA, else " IDX_DEFAULT_DIR ")\n"
 	"  --label NAME    first word of the result line (default opencl)\n"
 	"  --help          this text\n";
@@ -59,9 +60,6 @@ int main(int argc, char **argv)
 		else
 			label = v;
 	}
-	if (!weights) {
-		return fail("--weights FILE is required%s%s; try 'eval --help'", "", "");
-	}
 	if (idx_load(&test, idx_data_dir(data), "t10k", err, sizeof err))
 		return fail("%s%s", err, "");
 	if (test.rows * test.cols != INPUT) {
@@ -70,7 +68,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (fashion_cnn_open(&m, weights))
-		return fail("%s: %s", weights, m ? fashion_cnn_error(m) : "cannot open the model");
+		return fail("%s: %s", weights ? weights : "fashion_cnn", m ? fashion_cnn_error(m) : "cannot open the model");
 	for (int i = 0; i < test.n; i += BATCH) {
 		int n = test.n - i < BATCH ? test.n - i : BATCH;
 		if (fashion_cnn_infer(m, test.images + (size_t)i * INPUT, n, out))
