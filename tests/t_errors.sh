@@ -1,0 +1,597 @@
+#!/bin/bash
+# t_errors.sh: brnc on bad input. Each case is a small model written here;
+# the check is the exact first line brnc prints (file:line:col: error: ...),
+# the caret line for some, and the exit status (1 input, 2 usage). TAP.
+export LC_ALL=C
+BRNC="$(realpath "${BRN_BUILD:-build}/brnc")"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/schedules"
+export BRN_SCHEDULES="$tmp/schedules"
+cd "$tmp" || exit 1
+
+n=0
+failed=0
+check() { # check PASS DESCRIPTION [diagnostics...]
+	n=$((n + 1))
+	if [ "$1" = 1 ]; then
+		echo "ok $n - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $2"
+		shift 2
+		for line in "$@"; do echo "#   $line" >&2; done
+	fi
+}
+
+# run NAME [options]: compiles NAME.brn; sets rc, first (stderr line 1), caret (line 3).
+run() {
+	local name=$1
+	shift
+	"$BRNC" --emit graph "$@" "$name.brn" >out.txt 2>err.txt
+	rc=$?
+	first=$(sed -n 1p err.txt)
+	caret=$(sed -n 3p err.txt)
+}
+
+# bad NAME 'first line' [caret] < model: an input error (exit 1). With
+# "caret", also the source line and a caret under the column of the message.
+bad() {
+	local name=$1 want=$2 want_caret=''
+	cat >"$name.brn"
+	run "$name"
+	if [ "$3" = caret ]; then
+		local line col
+		line=$(echo "$want" | cut -d: -f2)
+		col=$(echo "$want" | cut -d: -f3)
+		want_caret="$(printf '  %*s^' $((col - 1)) '')"
+		[ "$(sed -n 2p err.txt)" = "  $(sed -n "${line}p" "$name.brn")" ] || want_caret="(source line differs)"
+	fi
+	local pass=0
+	if [ "$rc" = 1 ] && [ "$first" = "$want" ] && { [ -z "$want_caret" ] || [ "$caret" = "$want_caret" ]; }; then
+		pass=1
+	fi
+	check $pass "$name: $want" "exit status $rc (expected 1)" "got:      $first" "expected: $want" \
+		"caret:    '$caret'" "expected: '$want_caret'"
+}
+
+# good NAME < model: compiles (exit 0, nothing on stderr).
+good() {
+	cat >"$1.brn"
+	run "$1"
+	check $([ "$rc" = 0 ] && [ ! -s err.txt ] && echo 1) "$1 compiles" "exit $rc: $first"
+}
+
+# bytes NAME 'first line' PRINTF-FORMAT: a model with bytes a heredoc cannot hold.
+bytes() {
+	local name=$1 want=$2
+	# shellcheck disable=SC2059
+	bad "$name" "$want" < <(printf "$3")
+}
+
+# usage 'first line' ARGS...: a usage error (exit 2).
+usage() {
+	local want=$1
+	shift
+	"$BRNC" "$@" >out.txt 2>err.txt
+	local rc=$? got
+	got=$(sed -n 1p err.txt)
+	check $([ "$rc" = 2 ] && [ "$got" = "$want" ] && echo 1) "usage: brnc $*" \
+		"exit status $rc (expected 2)" "got:      $got" "expected: $want"
+}
+
+# --- lexical -------------------------------------------------------------------
+bad empty 'empty.brn:1:1: error: empty model; expected '\''model NAME;'\'' first' </dev/null
+bad comments 'comments.brn:1:1: error: empty model; expected '\''model NAME;'\'' first' <<'EOF'
+# a comment
+   # and another
+EOF
+bytes binary 'binary.brn:1:1: error: unexpected byte 0x7f (model files are ASCII text)' '\177ELF\002\001\001\000\000'
+bytes nul 'nul.brn:3:13: error: NUL byte in model text' 'model m;\ninput x[1, 8, 8];\nc = relu(x);\000\n'
+bytes nonascii 'nonascii.brn:3:2: error: unexpected byte 0xc3 (model files are ASCII text)' \
+	'model m;\ninput x[1, 8, 8];\nc\303\251 = relu(x);\n'
+bad character 'character.brn:3:2: error: unexpected character '\''.'\''' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c.d = relu(x);
+EOF
+bad unterminated 'unterminated.brn:2:10: error: unterminated string; expected a closing '\''"'\'' on the same line' caret <<'EOF'
+model m;
+schedule "paper;
+input x[1, 8, 8];
+EOF
+bad int_overflow 'int_overflow.brn:2:7: error: integer 99999999999 is too large (at most 2147483647)' <<'EOF'
+model m;
+batch 99999999999;
+EOF
+bad float_range 'float_range.brn:3:23: error: number 1e999 is out of range' <<'EOF'
+model m;
+input x[1, 8, 8];
+b = batch_norm(x, eps=1e999);
+EOF
+bad exponent 'exponent.brn:3:24: error: malformed number: exponent has no digits' <<'EOF'
+model m;
+input x[1, 8, 8];
+b = batch_norm(x, eps=1e);
+EOF
+bad digits_letter 'digits_letter.brn:3:14: error: malformed number: unexpected '\''x'\'' after digits' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 3x);
+EOF
+bad two_dots 'two_dots.brn:3:26: error: malformed number: unexpected '\''.'\'' after digits' <<'EOF'
+model m;
+input x[1, 8, 8];
+b = batch_norm(x, eps=1.2.3);
+EOF
+bad long_name 'long_name.brn:3:1: error: name is too long (at most 128 characters)' <<EOF
+model m;
+input x[1, 8, 8];
+$(printf 'a%.0s' {1..129}) = relu(x);
+EOF
+
+# --- syntax --------------------------------------------------------------------
+bad missing_semi 'missing_semi.brn:4:1: error: unexpected name '\''d'\''; expected '\'';'\''' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x)
+d = relu(c);
+EOF
+bad missing_rparen 'missing_rparen.brn:3:11: error: unexpected '\'';'\''; expected '\'','\'' or '\'')'\''' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x;
+EOF
+bad missing_rbracket 'missing_rbracket.brn:3:28: error: unexpected '\'')'\''; expected '\'','\'' or '\'']'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel=[3, 3);
+EOF
+bad stray_rparen 'stray_rparen.brn:3:12: error: unexpected '\'')'\''; expected '\'';'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x));
+EOF
+bad missing_assign 'missing_assign.brn:3:3: error: unexpected name '\''relu'\''; expected '\''='\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c relu(x);
+EOF
+bad missing_paren 'missing_paren.brn:3:10: error: unexpected name '\''x'\''; expected '\''('\'' or '\'';'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu x;
+EOF
+bad eof 'eof.brn:3:11: error: unexpected end of file; expected '\'','\'' or '\'')'\''' caret < <(printf 'model m;\ninput x[1, 8, 8];\nc = relu(x')
+bad eof_expr 'eof_expr.brn:3:4: error: unexpected end of file; expected an expression' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c =
+EOF
+bad keyword_name 'keyword_name.brn:1:7: error: unexpected keyword '\''input'\''; expected a name' <<'EOF'
+model input;
+EOF
+bad number_name 'number_name.brn:1:7: error: unexpected number 3; expected a name' <<'EOF'
+model 3;
+EOF
+bad negative_batch 'negative_batch.brn:2:7: error: unexpected '\''-'\''; expected an integer' <<'EOF'
+model m;
+batch -1;
+EOF
+bad input_no_shape 'input_no_shape.brn:2:9: error: unexpected number 3; expected a shape such as [1, 28, 28]' <<'EOF'
+model m;
+input x 3;
+EOF
+bad trailing_comma 'trailing_comma.brn:3:15: error: unexpected '\'')'\''; expected an expression' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8,);
+EOF
+bad empty_list 'empty_list.brn:3:24: error: unexpected '\'']'\''; expected an expression' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel=[]);
+EOF
+bad loss_assign 'loss_assign.brn:3:6: error: unexpected '\''='\''; expected a call, e.g. softmax_cross_entropy(logits, y)' <<'EOF'
+model m;
+input x[1, 8, 8];
+loss = relu(x);
+EOF
+deep() { local s=x i; for ((i = 0; i < $1; i++)); do s="relu($s)"; done; printf 'model m;\ninput x[1, 8, 8];\nc = %s;\n' "$s"; }
+bad deep_nesting "deep_nesting.brn:3:509: error: expression nested too deeply; at most 100 levels of '(' and '[' are allowed" \
+	< <(deep 2000)
+good deep_100 < <(deep 100)
+bad deep_list "deep_list.brn:3:122: error: expression nested too deeply; at most 100 levels of '(' and '[' are allowed" \
+	< <(printf 'model m;\ninput x[1, 8, 8];\nc = conv(x, 8, kernel='; printf '[%.0s' {1..5000}; printf ';\n')
+
+# --- statements ----------------------------------------------------------------
+bad no_model 'no_model.brn:1:1: error: expected '\''model NAME;'\'' as the first statement' <<'EOF'
+input x[1, 8, 8];
+c = relu(x);
+EOF
+bad duplicate_model 'duplicate_model.brn:2:1: error: duplicate '\''model'\'' statement (the first is on line 1)' <<'EOF'
+model m;
+model n;
+input x[1, 8, 8];
+EOF
+bad duplicate_batch 'duplicate_batch.brn:3:1: error: duplicate '\''batch'\'' statement (the first is on line 2)' <<'EOF'
+model m;
+batch 2;
+batch 3;
+input x[1, 8, 8];
+EOF
+bad duplicate_input 'duplicate_input.brn:3:1: error: duplicate '\''input'\'' statement (the first is on line 2)' <<'EOF'
+model m;
+input x[1, 8, 8];
+input z[1, 8, 8];
+EOF
+bad duplicate_loss 'duplicate_loss.brn:6:1: error: duplicate '\''loss'\'' statement; a model has one loss' <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+f = dense(flatten(x), 10);
+loss softmax_cross_entropy(f, y);
+loss softmax_cross_entropy(f, y);
+EOF
+bad batch_zero 'batch_zero.brn:2:7: error: batch must be from 1 to 65536, got 0' <<'EOF'
+model m;
+batch 0;
+input x[1, 8, 8];
+EOF
+bad input_2d 'input_2d.brn:2:8: error: input: expected a shape [C, H, W] or [F], got 2 dimensions' <<'EOF'
+model m;
+input x[1, 8];
+EOF
+bad input_4d 'input_4d.brn:2:8: error: input: expected a shape [C, H, W] or [F], got 4 dimensions' <<'EOF'
+model m;
+input x[1, 8, 8, 8];
+EOF
+bad input_zero 'input_zero.brn:2:9: error: input: dimensions must be integers from 1 to 65536, got 0' <<'EOF'
+model m;
+input x[0, 8, 8];
+EOF
+bad input_huge 'input_huge.brn:2:8: error: input: 1000 x 1000 x 1000 x batch 1 values is too large' <<'EOF'
+model m;
+input x[1000, 1000, 1000];
+EOF
+bad labels_one 'labels_one.brn:3:9: error: labels: at least 2 classes are needed, got 1' <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[1];
+EOF
+bad no_input 'no_input.brn:2: error: no '\''input'\'' statement; expected e.g. '\''input x[1, 28, 28];'\''' <<'EOF'
+model m;
+batch 2;
+EOF
+bad no_layers 'no_layers.brn:2: error: the model computes nothing; expected layers such as '\''c1 = conv(x, 32);'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+EOF
+bad not_a_call 'not_a_call.brn:3:5: error: expected a call such as conv(x, 32) after '\''c ='\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = x;
+EOF
+bad two_outputs 'two_outputs.brn:4:11: error: only one output is supported' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x);
+output c, x;
+EOF
+bad output_labels 'output_labels.brn:4:8: error: output '\''y'\'' must be a tensor computed from the input' <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+output y;
+EOF
+bad undefined 'undefined.brn:3:10: error: undefined name '\''z'\''' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(z);
+EOF
+bad undefined_output 'undefined_output.brn:3:8: error: undefined name '\''q'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+output q;
+EOF
+bad redefined 'redefined.brn:4:1: error: name '\''c'\'' is already defined' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x);
+c = relu(c);
+EOF
+bad redefined_input 'redefined_input.brn:3:1: error: name '\''x'\'' is already defined' <<'EOF'
+model m;
+input x[1, 8, 8];
+x = relu(x);
+EOF
+bad schedule_missing "schedule_missing.brn:3:10: error: schedule 'nosuch' not found (looked for $tmp/schedules/nosuch.lua)" caret <<'EOF'
+model m;
+input x[1, 8, 8];
+schedule "nosuch";
+c = batch_renorm(x);
+EOF
+bad schedule_keyword "schedule_keyword.brn:3:5: error: schedule 'nosuch' not found (looked for $tmp/schedules/nosuch.lua)" <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, r_max="nosuch", d_max=5);
+EOF
+
+# --- ops and their arguments ---------------------------------------------------
+bad unknown_op 'unknown_op.brn:3:5: error: unknown op '\''convolution'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = convolution(x, 8);
+EOF
+bad unknown_loss 'unknown_loss.brn:4:6: error: unknown loss '\''relu'\''; expected softmax_cross_entropy' <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+loss relu(x);
+EOF
+bad loss_as_layer 'loss_as_layer.brn:3:5: error: softmax_cross_entropy is a loss; write '\''loss softmax_cross_entropy(logits, labels);'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = softmax_cross_entropy(x, x);
+EOF
+bad unknown_keyword 'unknown_keyword.brn:3:16: error: conv: unknown keyword '\''kernal'\'' (it takes out, kernel, stride, pad, groups, bias)' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernal=3);
+EOF
+bad duplicate_keyword 'duplicate_keyword.brn:3:26: error: conv: '\''kernel'\'' given twice' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel=3, kernel=5);
+EOF
+bad tensor_keyword 'tensor_keyword.brn:3:10: error: relu: '\''x'\'' is positional; write it without '\''x='\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x=x);
+EOF
+bad positional_after_keyword 'positional_after_keyword.brn:3:23: error: conv: positional argument after keyword arguments; expected positional arguments first' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, kernel=3, 8);
+EOF
+bad kernel_string 'kernel_string.brn:3:23: error: conv: '\''kernel'\'' takes n or [h, w], got a string' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel="3");
+EOF
+bad kernel_list3 'kernel_list3.brn:3:20: error: conv: '\''pad'\'' takes n or [h, w], got a list of 3' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, pad=[1, 2, 3]);
+EOF
+bad bias_int 'bias_int.brn:3:21: error: conv: '\''bias'\'' must be true or false, got an integer' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, bias=3);
+EOF
+bad eps_bool 'eps_bool.brn:3:23: error: batch_norm: '\''eps'\'' must be a number, got a boolean' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_norm(x, eps=true);
+EOF
+bad out_float 'out_float.brn:3:13: error: conv: '\''out'\'' must be an integer, got a number' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8.0);
+EOF
+bad tensor_number 'tensor_number.brn:3:10: error: relu: '\''x'\'' must be a tensor (a name or a call), got an integer' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(3);
+EOF
+bad too_many 'too_many.brn:3:13: error: relu: too many positional arguments (it takes 1)' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x, x);
+EOF
+bad missing_out 'missing_out.brn:3:5: error: conv: missing argument '\''out'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x);
+EOF
+bad missing_kernel 'missing_kernel.brn:3:5: error: maxpool: missing argument '\''kernel'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = maxpool(x);
+EOF
+bad out_zero 'out_zero.brn:3:13: error: conv: '\''out'\'' must be greater than 0, got 0' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 0);
+EOF
+bad dense_out_negative 'dense_out_negative.brn:3:23: error: dense: '\''out'\'' must be greater than 0, got -4' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = dense(flatten(x), -4);
+EOF
+bad stride_zero 'stride_zero.brn:3:27: error: conv: '\''stride'\'' must be greater than 0, got 0' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, stride=[2, 0]);
+EOF
+bad kernel_zero 'kernel_zero.brn:3:23: error: conv: '\''kernel'\'' must be greater than 0, got 0' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel=0);
+EOF
+bad pad_negative 'pad_negative.brn:3:20: error: conv: '\''pad'\'' must be at least 0, got -1' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, pad=-1);
+EOF
+bad groups_zero 'groups_zero.brn:3:23: error: conv: '\''groups'\'' must be greater than 0, got 0' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, groups=0);
+EOF
+bad eps_zero 'eps_zero.brn:3:23: error: batch_norm: '\''eps'\'' must be greater than 0, got 0' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_norm(x, eps=0);
+EOF
+bad alpha_big 'alpha_big.brn:3:27: error: batch_renorm: '\''alpha'\'' must be at most 1, got 1.5' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, alpha=1.5, r_max=3, d_max=5);
+EOF
+bad r_max_small 'r_max_small.brn:3:27: error: batch_renorm: '\''r_max'\'' must be at least 1, got 0.5' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, r_max=0.5);
+EOF
+bad d_max_negative 'd_max_negative.brn:3:27: error: batch_renorm: '\''d_max'\'' must be at least 0, got -1' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, d_max=-1);
+EOF
+bad r_max_bool 'r_max_bool.brn:3:27: error: batch_renorm: '\''r_max'\'' must be a number or a schedule name, got a boolean' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, r_max=true);
+EOF
+
+# --- shapes --------------------------------------------------------------------
+bad kernel_too_big 'kernel_too_big.brn:3:5: error: conv: kernel 9x9 is larger than the padded input 8x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel=9);
+EOF
+bad kernel_too_big_padded 'kernel_too_big_padded.brn:3:5: error: conv: kernel 3x11 is larger than the padded input 10x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 8, kernel=[3, 11], pad=[1, 0]);
+EOF
+bad pool_too_big 'pool_too_big.brn:3:5: error: avgpool: kernel 9x9 is larger than the padded input 8x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = avgpool(x, 9);
+EOF
+bad pool_pad 'pool_pad.brn:3:5: error: maxpool: pad 2x2 must be smaller than the kernel 2x2' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = maxpool(x, 2, pad=2);
+EOF
+bad huge_pad 'huge_pad.brn:3:5: error: conv: output of 2147483656x2147483656 per channel is too large' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 1, kernel=1, pad=1073741824);
+EOF
+bad huge_weight 'huge_weight.brn:3:5: error: conv: a weight of 8589934592 values is too large' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 1, kernel=[8, 1073741824], pad=[0, 536870912]);
+EOF
+bad add_shapes 'add_shapes.brn:4:5: error: add: shapes differ: '\''x'\'' is [1, 8, 8], '\''c'\'' is [4, 6, 6]' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 4);
+d = add(x, c);
+EOF
+bad groups_in 'groups_in.brn:3:5: error: conv: 3 input channels are not divisible by groups=2' <<'EOF'
+model m;
+input x[3, 8, 8];
+c = conv(x, 4, groups=2);
+EOF
+bad groups_out 'groups_out.brn:3:5: error: conv: 3 output channels are not divisible by groups=2' <<'EOF'
+model m;
+input x[4, 8, 8];
+c = conv(x, 3, groups=2);
+EOF
+bad dense_not_flat 'dense_not_flat.brn:3:5: error: dense: input '\''x'\'' has shape [1, 8, 8]; flatten it first: dense(flatten(x), 10)' <<'EOF'
+model m;
+input x[1, 8, 8];
+f = dense(x, 10);
+EOF
+bad softmax_not_flat 'softmax_not_flat.brn:3:5: error: softmax: input '\''x'\'' has shape [1, 8, 8]; expected a flat tensor' <<'EOF'
+model m;
+input x[1, 8, 8];
+f = softmax(x);
+EOF
+bad labels_as_tensor 'labels_as_tensor.brn:4:10: error: relu: '\''y'\'' holds labels; expected a tensor' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+f = relu(y);
+EOF
+bad labels_in_add 'labels_in_add.brn:4:12: error: add: '\''y'\'' holds labels; expected a tensor' <<'EOF'
+model m;
+input x[10];
+labels y[10];
+f = add(x, y);
+EOF
+bad loss_not_labels 'loss_not_labels.brn:5:31: error: softmax_cross_entropy: second argument '\''f'\'' is not the labels; expected '\''y'\''' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+f = dense(flatten(x), 10);
+loss softmax_cross_entropy(f, f);
+EOF
+bad loss_no_labels 'loss_no_labels.brn:4:31: error: softmax_cross_entropy: second argument '\''x'\'' is not the labels; declare them with '\''labels y[10];'\''' <<'EOF'
+model m;
+input x[1, 8, 8];
+f = dense(flatten(x), 10);
+loss softmax_cross_entropy(f, x);
+EOF
+bad loss_swapped 'loss_swapped.brn:5:28: error: softmax_cross_entropy: '\''y'\'' holds labels; expected the logits' <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+f = dense(flatten(x), 10);
+loss softmax_cross_entropy(y, f);
+EOF
+bad loss_classes 'loss_classes.brn:5:6: error: softmax_cross_entropy: logits '\''f'\'' have shape [5] but the labels have 10 classes' <<'EOF'
+model m;
+input x[1, 8, 8];
+labels y[10];
+f = dense(flatten(x), 5);
+loss softmax_cross_entropy(f, y);
+EOF
+bad loss_nested 'loss_nested.brn:4:10: error: softmax_cross_entropy is only allowed as '\''loss softmax_cross_entropy(logits, labels);'\''' <<'EOF'
+model m;
+input x[10];
+labels y[10];
+c = relu(softmax_cross_entropy(x, y));
+EOF
+
+# --- files ---------------------------------------------------------------------
+run nosuch
+check $([ "$rc" = 1 ] && [ "$first" = "nosuch.brn: error: cannot open: No such file or directory" ] && echo 1) \
+	"a file that does not exist" "exit $rc: $first"
+mkdir -p adir.brn
+run adir
+check $([ "$rc" = 1 ] && [ "$first" = "adir.brn: error: is a directory, not a model file" ] && echo 1) \
+	"a directory" "exit $rc: $first"
+
+# --- the command line ------------------------------------------------------------
+cat >ok.brn <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu(x);
+EOF
+usage 'brnc: no model file given'
+usage 'brnc: no model file given' --emit graph
+usage "brnc: unknown option '--frob'" --frob ok.brn
+usage "brnc: --target must be c or opencl, not 'bogus'" --target bogus ok.brn
+usage "brnc: --batch must be an integer from 1 to 65536, not '0'" --batch 0 ok.brn
+usage "brnc: --batch must be an integer from 1 to 65536, not '2x'" --batch 2x ok.brn
+usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
+usage "brnc: --emit must be graph or dot, not 'svg'" --emit svg ok.brn
+usage "brnc: option --batch needs a value" ok.brn --batch
+usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
+"$BRNC" --help >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 1) "--help prints usage, exit 0"
+"$BRNC" --version >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && grep -Eq '^brnc [0-9]+\.[0-9]+\.[0-9]+$' out.txt && echo 1) "--version prints the version, exit 0"
+run ok --batch 4
+check $([ "$rc" = 0 ] && grep -q '^model m batch 4 ' out.txt && [ ! -s err.txt ] && echo 1) "a good model compiles" \
+	"exit $rc: $first"
+
+echo "1..$n"
+[ "$failed" = 0 ]
