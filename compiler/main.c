@@ -57,6 +57,22 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 	return 0;
 }
 
+/* The directory of this executable. */
+static void exe_dir(const char *argv0, char *buf, size_t n)
+{
+	ssize_t k = readlink("/proc/self/exe", buf, n - 1);
+	if (k <= 0) {
+		snprintf(buf, n, "%s", argv0);
+		k = (ssize_t)strlen(buf);
+	}
+	buf[k] = 0;
+	char *slash = strrchr(buf, '/');
+	if (slash)
+		*slash = 0;
+	else
+		snprintf(buf, n, ".");
+}
+
 /* Where schedules/ lives: $BRN_SCHEDULES, else next to the binary
  * (build/brnc -> ./schedules; PREFIX/bin/brnc -> PREFIX/share/brnc/schedules). */
 static void schedule_dir(const char *argv0, char *buf, size_t n)
@@ -67,17 +83,7 @@ static void schedule_dir(const char *argv0, char *buf, size_t n)
 		return;
 	}
 	char exe[PATH_MAX];
-	ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (k <= 0) {
-		snprintf(exe, sizeof exe, "%s", argv0);
-		k = (ssize_t)strlen(exe);
-	}
-	exe[k] = 0;
-	char *slash = strrchr(exe, '/');
-	if (slash)
-		*slash = 0;
-	else
-		snprintf(exe, sizeof exe, ".");
+	exe_dir(argv0, exe, sizeof exe);
 	char cand[PATH_MAX + 64];
 	snprintf(cand, sizeof cand, "%s/../share/brnc/schedules", exe);
 	if (access(cand, R_OK) == 0) {
@@ -85,6 +91,33 @@ static void schedule_dir(const char *argv0, char *buf, size_t n)
 		return;
 	}
 	snprintf(buf, n, "%s/../schedules", exe);
+}
+
+/* --shared: builds BASE.so from the emitted BASE.c with $CC (default cc),
+ * against libbrnrt next to brnc (build tree) or in PREFIX/lib (installed). */
+static int build_shared(const char *argv0, const char *base, const char *target)
+{
+	char dir[PATH_MAX], inc[PATH_MAX + 32], lib[PATH_MAX + 32], probe[PATH_MAX + 64];
+	exe_dir(argv0, dir, sizeof dir);
+	snprintf(probe, sizeof probe, "%s/../runtime/brnrt.h", dir);
+	if (access(probe, R_OK) == 0) {
+		snprintf(inc, sizeof inc, "%s/../runtime", dir);
+		snprintf(lib, sizeof lib, "%s", dir);
+	} else {
+		snprintf(inc, sizeof inc, "%s/../include/brnrt", dir);
+		snprintf(lib, sizeof lib, "%s/../lib", dir);
+	}
+	const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+	char cmd[8 * PATH_MAX];
+	snprintf(cmd, sizeof cmd,
+	         "%s -std=c11 -O2 -shared -fPIC -I'%s' '%s.c' -o '%s.so' -L'%s' -lbrnrt -Wl,-rpath,'%s' %s -lm",
+	         cc, inc, base, base, lib, lib, strcmp(target, "opencl") ? "" : "-lOpenCL");
+	int rc = system(cmd);
+	if (rc != 0) {
+		fprintf(stderr, "brnc: --shared: the C compiler failed (%s)\n", cmd);
+		return 3;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -174,6 +207,16 @@ int main(int argc, char **argv)
 		if (buf[0] && buf[strlen(buf) - 1] != '\n')
 			fputc('\n', stderr);
 		return rc == BRN_COMPILE_INTERNAL ? 3 : 1;
+	}
+	if (o.shared && !o.emit) {
+		char base[PATH_MAX];
+		snprintf(base, sizeof base, "%s", o.out ? o.out : "");
+		if (!o.out) {
+			/* the model's name is the default base: ask the header brnc wrote */
+			fprintf(stderr, "brnc: --shared needs -o BASE\n");
+			return 2;
+		}
+		return build_shared(argv[0], base, o.target);
 	}
 	return 0;
 }
