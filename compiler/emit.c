@@ -147,6 +147,8 @@ static const char *kernel_lookup(void *ctx, const char *key)
 		return c->items;
 	if (!strcmp(key, "UNROLL"))
 		return c->unroll;
+	if (!strcmp(key, "WG"))
+		return brn_kernel_var(c->k, "REDUCE_WG");
 	return NULL;
 }
 
@@ -165,12 +167,37 @@ static void resolve_buffers(const brn_plan *p, sbuf *out, const char *text)
 	}
 }
 
+/* A dialect's own version of a kernel, or NULL. Per-channel reductions
+ * have one in OpenCL: a work-group per channel instead of a work-item. */
+static const char *dialect_kernel(const emitter *E, const brn_kernel *k)
+{
+	char path[128];
+	snprintf(path, sizeof path, "%s/kernels/%s.k", E->dl->name, k->tmpl);
+	return brn_template_find(path);
+}
+
+/* Work-items and work-group size of a kernel in this dialect. */
+static long kernel_items(const emitter *E, const brn_kernel *k, int *local)
+{
+	const char *wg = brn_kernel_var(k, "WG"), *rwg = brn_kernel_var(k, "REDUCE_WG");
+	*local = wg ? atoi(wg) : 0;
+	if (dialect_kernel(E, k) && rwg) {
+		*local = atoi(rwg);
+		return k->items * *local;
+	}
+	return k->items;
+}
+
 static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 {
 	kernel_ctx c = {E, k, NULL, "", ""};
 	char path[128];
 	snprintf(path, sizeof path, "kernels/%s.k", k->tmpl);
-	const char *body = brn_template_find(path), *wrap = brn_template_find(E->dl->kernel);
+	const char *body = dialect_kernel(E, k), *wrap = brn_template_find(E->dl->kernel);
+	if (body)
+		snprintf(path, sizeof path, "%s/kernels/%s.k", E->dl->name, k->tmpl);
+	else
+		body = brn_template_find(path);
 	if (!body || !wrap) {
 		if (!E->failed)
 			brn_diag_error(E->d, "", 0, 0, "internal error: no template %s", body ? E->dl->kernel : path);
@@ -180,7 +207,9 @@ static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 	const char *un = brn_kernel_var(k, "UNROLL_N");
 	if (un && atoi(un) > 0)
 		snprintf(c.unroll, sizeof c.unroll, E->dl->unroll, atoi(un));
-	snprintf(c.items, sizeof c.items, k->per_example ? "(long)n * %ld" : "%ld", k->items);
+	int local;
+	long items = kernel_items(E, k, &local);
+	snprintf(c.items, sizeof c.items, k->per_example ? "(long)n * %ld" : "%ld", items);
 	sbuf b = {0}, w = {0};
 	E->tmpl = path;
 	render(E, &b, body, kernel_lookup, &c);
@@ -263,8 +292,9 @@ static void launch_table(emitter *E, sbuf *out, int list)
 	printf_(out, "static const struct launch %s_kernels[] = {\n", list ? "train" : "infer");
 	for (int i = 0; i < p->nkernels[list]; i++) {
 		const brn_kernel *k = &p->kernels[list][i];
-		const char *wg = brn_kernel_var(k, "WG");
-		printf_(out, E->dl->launch, k->name, k->items, k->per_example, wg ? atoi(wg) : 0);
+		int local;
+		long items = kernel_items(E, k, &local);
+		printf_(out, E->dl->launch, k->name, items, k->per_example, local);
 	}
 	printf_(out, "\t{0}\n};\n\n");
 }

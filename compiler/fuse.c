@@ -330,6 +330,8 @@ static void conv_vars(lower *L, const brn_node *n)
 	num(L, "TW", tw);
 	num(L, "OWT", (n->shape[3] + tw - 1) / tw);
 	num(L, "UNROLL_N", kn && kn->unroll ? kn->unroll : 0);
+	if (kn && kn->wg_size)
+		num(L, "WG", kn->wg_size);
 	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
 	num(L, "WCOUNT", (long)n->out * cg * n->kernel[0] * n->kernel[1]);
 	buf_var(L, "X", value_buf(L, n->in[0]));
@@ -382,9 +384,18 @@ static void lower_dense(lower *L, const brn_node *n)
 	set_out(L, last, &e);
 }
 
+/* Work-group size of the per-channel reductions where a target reduces
+ * in work-groups (OpenCL): the kernels(layer) knob if a power of two. */
+static int reduction_wg(const lower *L, const brn_node *n)
+{
+	int wg = L->knobs ? L->knobs[n->id].wg_size : 0;
+	return wg >= 2 && wg <= 1024 && (wg & (wg - 1)) == 0 ? wg : 64;
+}
+
 static void norm_common(lower *L, const brn_node *n)
 {
 	shape_vars(L, n, NULL);
+	num(L, "REDUCE_WG", reduction_wg(L, n));
 	num(L, "GAMMA", slot_off(L, n->id, BRN_PARAM_GAMMA));
 	num(L, "BETA", slot_off(L, n->id, BRN_PARAM_BETA));
 	num(L, "MEAN", slot_off(L, n->id, BRN_PARAM_MEAN));
@@ -870,8 +881,11 @@ static void fold(lower *L)
 			double shift = ((b ? b[k] : 0.0) - mu[k]) * scale + bt[k];
 			if (b)
 				b[k] = shift;
-			else
-				bt[k] = shift;
+			/* the norm becomes the identity (or a shift), so a saved
+			 * file means the same to code that does not fold */
+			bt[k] = b ? 0.0 : shift;
+			gm[k] = sg[k] = 1.0;
+			mu[k] = 0.0;
 		}
 	}
 }
@@ -905,7 +919,7 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 			fold(&L);
 	}
 	p->momentum_off = train ? p->params_floats : 0;
-	p->stats_off = p->momentum_off + (train ? p->params_floats : 0);
+	p->stats_off = p->params_floats * (train ? 2 : 1);
 	for (int i = 0; i < g->n; i++)
 		if (brn_is_norm(g->nodes[i].op))
 			p->stats_floats += 8L * g->nodes[i].shape[1];

@@ -84,11 +84,15 @@ static void schedule_dir(const char *argv0, char *buf, size_t n)
 	}
 	char exe[PATH_MAX];
 	exe_dir(argv0, exe, sizeof exe);
-	char cand[PATH_MAX + 64];
-	snprintf(cand, sizeof cand, "%s/../share/brnc/schedules", exe);
-	if (access(cand, R_OK) == 0) {
-		snprintf(buf, n, "%s", cand);
-		return;
+	/* installed, then the source tree (build/brnc, build/asan/brnc) */
+	static const char *const rel[] = {"../share/brnc/schedules", "../schedules", "../../schedules"};
+	for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+		char cand[PATH_MAX + 64];
+		snprintf(cand, sizeof cand, "%s/%s", exe, rel[i]);
+		if (access(cand, R_OK) == 0) {
+			snprintf(buf, n, "%s", cand);
+			return;
+		}
 	}
 	snprintf(buf, n, "%s/../schedules", exe);
 }
@@ -100,8 +104,11 @@ static int build_shared(const char *argv0, const char *base, const char *target)
 	char dir[PATH_MAX], inc[PATH_MAX + 32], lib[PATH_MAX + 32], probe[PATH_MAX + 64];
 	exe_dir(argv0, dir, sizeof dir);
 	snprintf(probe, sizeof probe, "%s/../runtime/brnrt.h", dir);
-	if (access(probe, R_OK) == 0) {
-		snprintf(inc, sizeof inc, "%s/../runtime", dir);
+	int tree = access(probe, R_OK) == 0;
+	snprintf(probe, sizeof probe, "%s/../../runtime/brnrt.h", dir);
+	int subtree = !tree && access(probe, R_OK) == 0; /* build/asan/brnc */
+	if (tree || subtree) {
+		snprintf(inc, sizeof inc, "%s/%sruntime", dir, tree ? "../" : "../../");
 		snprintf(lib, sizeof lib, "%s", dir);
 	} else {
 		snprintf(inc, sizeof inc, "%s/../include/brnrt", dir);

@@ -52,8 +52,8 @@ static void cg_cleanup(void)
 }
 
 /* Compiles model with extra options into <tmp>/<tag>.so and loads it. */
-static int cg_build(api *a, const char *model, const char *name, const char *tag, const char *target,
-                    const char *mode, int batch, int no_fuse, const char *schedule)
+static int cg_build_weights(api *a, const char *model, const char *name, const char *tag, const char *target,
+                            const char *mode, int batch, int no_fuse, const char *schedule, const char *weights)
 {
 	memset(a, 0, sizeof *a);
 	char base[512], cmd[4096];
@@ -69,6 +69,7 @@ static int cg_build(api *a, const char *model, const char *name, const char *tag
 	o.schedule = schedule;
 	o.schedule_dir = "schedules";
 	o.step = -1;
+	o.weights = weights;
 	brn_diag d;
 	memset(&d, 0, sizeof d);
 	if (brn_compile(&o, stdout, &d)) {
@@ -107,6 +108,12 @@ static int cg_build(api *a, const char *model, const char *name, const char *tag
 		}
 	}
 	return 0;
+}
+
+static int cg_build(api *a, const char *model, const char *name, const char *tag, const char *target,
+                    const char *mode, int batch, int no_fuse, const char *schedule)
+{
+	return cg_build_weights(a, model, name, tag, target, mode, batch, no_fuse, schedule, NULL);
 }
 
 static void cg_unload(api *a)

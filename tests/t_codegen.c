@@ -89,6 +89,24 @@ static void run_case(const model_case *c)
 	}
 	cg_compare_state(&a, ip, &g, 1, 2e-4, 2e-3, "after 5 steps: weights, statistics, momentum");
 	compare_infer(&a, ip, &g, xf, xd, y, n, what);
+	/* inference code: weights loaded at run time, and folded in (--weights) */
+	char ck[512];
+	snprintf(ck, sizeof ck, "%s/%s.safetensors", cg_tmpdir(), tag);
+	if (a.save(a.m, ck))
+		diag("save: %s", a.error(a.m));
+	for (int folded = 0; folded < 2; folded++) {
+		api b;
+		char itag[160], iwhat[300];
+		snprintf(itag, sizeof itag, "%s_infer%d", tag, folded);
+		snprintf(iwhat, sizeof iwhat, "%s --mode infer%s", what, folded ? " --weights" : "");
+		if (cg_build_weights(&b, c->path, c->name, itag, target, "infer", c->batch, c->no_fuse, c->schedule,
+		                     folded ? ck : NULL) || b.open(&b.m, folded ? NULL : ck)) {
+			ok(0, "%s: builds and opens (%s)", iwhat, b.m ? b.error(b.m) : "");
+		} else {
+			compare_infer(&b, ip, &g, xf, xd, y, n, iwhat);
+		}
+		cg_unload(&b);
+	}
 	free(xf);
 	free(xd);
 out:
@@ -222,7 +240,8 @@ int main(int argc, char **argv)
 	fprintf(f, "return {\n  r_max = ramp(5000, 40000, 1, 3),\n  d_max = ramp(5000, 25000, 0, 5),\n"
 	           "  kernels = function(layer)\n"
 	           "    if layer.op == 'conv' then return {oc_block = 1 + layer.out_c %% 3, tile_w = 3, unroll = 2, wg_size = 16} end\n"
-	           "    if layer.op == 'dense' then return {unroll = 4} end\n  end,\n}\n");
+	           "    if layer.op == 'dense' then return {unroll = 4} end\n"
+	           "    if layer.op == 'batch_renorm' or layer.op == 'batch_norm' then return {wg_size = 16} end\n  end,\n}\n");
 	fclose(f);
 	model_case cases[] = {
 		{"tests/models/small_renorm.brn", "small_renorm", 0, 4, 0, NULL, NULL},

@@ -38,6 +38,7 @@ static const char usage[] =
 	"  --steps N             train until step N (default 3000)\n"
 	"  --batch B             examples per step, 1..compiled batch (default: compiled batch)\n"
 	"  --lr LR               SGD learning rate, momentum 0.9 (default 0.01)\n"
+	"  --cosine              decay the learning rate to 0 at --steps (cosine)\n"
 	"  --sampler iid|noniid  shuffled epochs, or batches of L labels (default iid)\n"
 	"  --labels-per-batch L  labels in each non-iid batch; must divide B (default 2)\n"
 	"  --seed S              weights and batches (default 1)\n"
@@ -54,6 +55,7 @@ typedef struct options {
 	const char *data, *ckpt, *resume, *log;
 	long steps, batch, labels_per_batch, eval_every, ckpt_every, subset;
 	double lr;
+	int cosine;             /* lr * (1 + cos(pi * step / steps)) / 2 */
 	uint64_t seed;
 	int kind, quiet;
 } options;
@@ -97,8 +99,8 @@ static void parse_args(int argc, char **argv, options *o)
 			fputs(usage, stdout);
 			exit(0);
 		}
-		if (!strcmp(a, "--quiet")) {
-			o->quiet = 1;
+		if (!strcmp(a, "--quiet") || !strcmp(a, "--cosine")) {
+			*(a[2] == 'q' ? &o->quiet : &o->cosine) = 1;
 			continue;
 		}
 		if (a[0] != '-' || a[1] != '-')
@@ -317,7 +319,9 @@ int main(int argc, char **argv)
 			       INPUT * sizeof *x);
 			y[j] = train.labels[idx[j]];
 		}
-		if (fashion_cnn_train_step(m, x, y, (int)o.batch, (float)o.lr, &loss))
+		/* a function of the step only, so a resumed run gets the same rates */
+		double lr = o.cosine ? o.lr * 0.5 * (1 + cos(3.14159265358979 * (double)step / (double)o.steps)) : o.lr;
+		if (fashion_cnn_train_step(m, x, y, (int)o.batch, (float)lr, &loss))
 			return die(m, "train_step");
 		if (!isfinite(loss)) {
 			fprintf(stderr, "\ntrain: the loss is %g at step %lld; try a smaller --lr\n", loss,
