@@ -1,15 +1,24 @@
 /* brnrun: lists OpenCL devices and runs models that `brnc --shared` compiled
- * into a shared library, loaded with dlopen. Each subcommand is one entry in
- * the table below and one function; exit 0 ok, 1 runtime error, 2 usage. */
+ * into a shared library, loaded with dlopen: timing, inference on a file of
+ * inputs, training on an IDX data set. Each subcommand is one entry in the
+ * table below and one function; exit 0 ok, 1 runtime error, 2 usage. */
 #include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "brnrt.h"
 #include "brnrt_cl.h"
+#include "idx.h"
+#include "sampler.h"
 
 typedef struct command {
 	const char *name, *args, *help;
@@ -18,11 +27,24 @@ typedef struct command {
 
 static int cmd_devices(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
+static int cmd_infer(int argc, char **argv);
+static int cmd_train(int argc, char **argv);
 
 static const command commands[] = {
 	{"devices", "", "list the OpenCL devices of every platform", cmd_devices},
 	{"bench", "LIB.so [--model NAME] [--weights FILE] [--batch N] [--iters N] [--train]",
 	 "time inference (or training steps) of a compiled model", cmd_bench},
+	{"infer", "LIB.so [--model NAME] [--weights FILE] --input FILE [--output FILE] [--n N]",
+	 "run inference on FILE: raw little-endian float32 examples, or IDX images\n"
+	 "      (gzipped or not; x/255); writes raw float32 outputs to --output, else\n"
+	 "      one example per line as text; --n: only the first N examples",
+	 cmd_infer},
+	{"train", "LIB.so [--model NAME] [--weights FILE] [--data DIR] [--steps N] [--lr LR] [--seed S]\n"
+	          "        [--ckpt PATH] [--ckpt-every K]",
+	 "train until step N (default 3000; lr 0.01, seed 1) on the IDX set in DIR (default\n"
+	 "      $BRN_DATA, else " IDX_DEFAULT_DIR ") with shuffled epochs and a progress bar;\n"
+	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files",
+	 cmd_train},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
@@ -92,53 +114,34 @@ static int cmd_devices(int argc, char **argv)
 	return 0;
 }
 
-/* --- bench: a model from a shared library ------------------------------------ */
+/* --- a model from a shared library ------------------------------------------- */
 
-/* The generated API of a model M, looked up by name (see DESIGN.md §6). */
+/* The generated API of a model M, looked up by name (see DESIGN.md §6).
+ * train_step is NULL for --mode infer; init_weights, save, step, schedule
+ * and device are NULL only in libraries older than they are. */
 typedef struct model_api {
 	void *lib;
+	const char *path; /* as the user wrote it, for messages */
+	char name[256];
 	int (*open)(void **m, const char *weights);
+	int (*init_weights)(void *m, uint64_t seed);
 	void (*close)(void *m);
 	int (*infer)(void *m, const float *x, int n, float *out);
 	int (*train_step)(void *m, const float *x, const int32_t *y, int n, float lr,
 	                  float *loss);
+	int (*save)(void *m, const char *path);
+	int64_t (*step)(const void *m);
+	void (*schedule)(const void *m, float *r_max, float *d_max);
+	const char *(*device)(const void *m);
 	const char *(*error)(const void *m);
 	const int *input_size, *output_size, *batch;
 } model_api;
 
 static void *sym(void *lib, const char *model, const char *suffix)
 {
-	char name[256];
+	char name[300];
 	snprintf(name, sizeof name, "%s_%s", model, suffix);
 	return dlsym(lib, name);
-}
-
-static int load_model(model_api *api, const char *path, const char *model)
-{
-	char local[4096];
-	memset(api, 0, sizeof *api);
-	if (!strchr(path, '/')) { /* dlopen would search the library path instead */
-		snprintf(local, sizeof local, "./%s", path);
-		path = local;
-	}
-	if (!(api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
-		return fail("%s", dlerror());
-	api->open = (int (*)(void **, const char *))sym(api->lib, model, "open");
-	api->close = (void (*)(void *))sym(api->lib, model, "close");
-	api->infer = (int (*)(void *, const float *, int, float *))sym(api->lib, model, "infer");
-	api->train_step = (int (*)(void *, const float *, const int32_t *, int, float, float *))sym(
-		api->lib, model, "train_step");
-	api->error = (const char *(*)(const void *))sym(api->lib, model, "error");
-	api->input_size = sym(api->lib, model, "input_size");
-	api->output_size = sym(api->lib, model, "output_size");
-	api->batch = sym(api->lib, model, "batch");
-	if (!api->open || !api->close || !api->infer || !api->error || !api->input_size ||
-	    !api->output_size || !api->batch) {
-		dlclose(api->lib);
-		return fail("%s has no model '%s' (looked for %s_open, _close, _infer, _error, "
-		            "_input_size, _output_size, _batch)", path, model, model);
-	}
-	return 0;
 }
 
 /* "out/libfashion_cnn.so" -> "fashion_cnn" */
@@ -154,6 +157,123 @@ static void model_name(const char *path, char *buf, size_t n)
 		*dot = 0;
 }
 
+/* "out/net.so" -> "out/net.h", the header brnc wrote beside the library. */
+static void header_path(const char *path, char *buf, size_t n)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	const char *dot = strrchr(base, '.');
+	size_t len = dot && dot != base ? (size_t)(dot - path) : strlen(path);
+	snprintf(buf, n, "%.*s.h", (int)len, path);
+}
+
+/* The model in the header's `typedef struct NAME NAME;` line, or "" if the
+ * header is missing or has none. */
+static void header_model(const char *header, char *buf, size_t n)
+{
+	char line[1024], a[256], b[256];
+	FILE *f = fopen(header, "r");
+	buf[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "typedef struct %255[A-Za-z0-9_] %255[A-Za-z0-9_];", a, b) == 2 &&
+		    strcmp(a, b) == 0) {
+			snprintf(buf, n, "%s", a);
+			break;
+		}
+	fclose(f);
+}
+
+/* The model to use when --model is not given: the library's base name if
+ * it has <name>_open, else the one its header names. */
+static int find_model(model_api *api)
+{
+	char guess[256], header[4096], named[256];
+	model_name(api->path, guess, sizeof guess);
+	if (sym(api->lib, guess, "open")) {
+		snprintf(api->name, sizeof api->name, "%s", guess);
+		return 0;
+	}
+	header_path(api->path, header, sizeof header);
+	header_model(header, named, sizeof named);
+	if (named[0] && sym(api->lib, named, "open")) {
+		snprintf(api->name, sizeof api->name, "%s", named);
+		return 0;
+	}
+	if (named[0])
+		return fail("%s has no model '%s' (no %s_open), nor '%s' that %s names; "
+		            "pass --model NAME", api->path, guess, guess, named, header);
+	return fail("%s has no model '%s' (no %s_open) and no header %s names one; "
+	            "pass --model NAME", api->path, guess, guess, header);
+}
+
+/* Opens the library at path and looks up the API of model (NULL: found by
+ * find_model). On success the caller dlcloses api->lib. */
+static int load_model(model_api *api, const char *path, const char *model)
+{
+	char local[4096];
+	const char *open_path = path;
+	int rc;
+	memset(api, 0, sizeof *api);
+	api->path = path;
+	if (!strchr(path, '/')) { /* dlopen would search the library path instead */
+		snprintf(local, sizeof local, "./%s", path);
+		open_path = local;
+	}
+	if (!(api->lib = dlopen(open_path, RTLD_NOW | RTLD_LOCAL)))
+		return fail("%s", dlerror());
+	if (model)
+		snprintf(api->name, sizeof api->name, "%s", model);
+	else if ((rc = find_model(api)) != 0) {
+		dlclose(api->lib);
+		return rc;
+	}
+	model = api->name;
+	api->open = (int (*)(void **, const char *))sym(api->lib, model, "open");
+	api->init_weights = (int (*)(void *, uint64_t))sym(api->lib, model, "init_weights");
+	api->close = (void (*)(void *))sym(api->lib, model, "close");
+	api->infer = (int (*)(void *, const float *, int, float *))sym(api->lib, model, "infer");
+	api->train_step = (int (*)(void *, const float *, const int32_t *, int, float, float *))sym(
+		api->lib, model, "train_step");
+	api->save = (int (*)(void *, const char *))sym(api->lib, model, "save");
+	api->step = (int64_t(*)(const void *))sym(api->lib, model, "step");
+	api->schedule = (void (*)(const void *, float *, float *))sym(api->lib, model, "schedule");
+	api->device = (const char *(*)(const void *))sym(api->lib, model, "device");
+	api->error = (const char *(*)(const void *))sym(api->lib, model, "error");
+	api->input_size = sym(api->lib, model, "input_size");
+	api->output_size = sym(api->lib, model, "output_size");
+	api->batch = sym(api->lib, model, "batch");
+	if (!api->open || !api->close || !api->infer || !api->error || !api->input_size ||
+	    !api->output_size || !api->batch) {
+		dlclose(api->lib);
+		return fail("%s has no model '%s' (looked for %s_open, _close, _infer, _error, "
+		            "_input_size, _output_size, _batch)", path, model, model);
+	}
+	return 0;
+}
+
+/* Opens an instance: from weights, or fresh (seeded when the library can). */
+static int open_model(const model_api *api, void **m, const char *weights, uint64_t seed)
+{
+	int rc;
+	*m = NULL;
+	if ((rc = api->open(m, weights)) != 0) {
+		rc = fail("%s: %s", api->name, *m ? api->error(*m) : brnrt_strerror(rc));
+		goto fail;
+	}
+	if (!weights && api->init_weights && (rc = api->init_weights(*m, seed)) != 0) {
+		rc = fail("%s: init_weights: %s", api->name, api->error(*m));
+		goto fail;
+	}
+	return 0;
+fail:
+	if (*m)
+		api->close(*m);
+	*m = NULL;
+	return rc;
+}
+
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -161,15 +281,28 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int positive(const char *s, int *out)
+/* An integer in lo..hi, all of s. */
+static int int_in(const char *s, long long lo, long long hi, long long *out)
 {
 	char *end;
-	long v = strtol(s, &end, 10);
-	if (*s == 0 || *end || v < 1 || v > 1000000)
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || *s == 0 || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int positive(const char *s, int *out)
+{
+	long long v;
+	if (int_in(s, 1, 1000000, &v))
 		return -1;
 	*out = (int)v;
 	return 0;
 }
+
+/* --- bench ------------------------------------------------------------------------ */
 
 typedef struct bench_opts {
 	const char *lib, *model, *weights;
@@ -215,15 +348,10 @@ static int cmd_bench(int argc, char **argv)
 {
 	bench_opts o = {0};
 	model_api api;
-	char name[256];
 	void *m = NULL;
 	int rc = bench_args(argc, argv, &o);
 	if (rc)
 		return rc;
-	if (!o.model) {
-		model_name(o.lib, name, sizeof name);
-		o.model = name;
-	}
 	if (!o.iters)
 		o.iters = 20;
 	if ((rc = load_model(&api, o.lib, o.model)) != 0)
@@ -232,14 +360,15 @@ static int cmd_bench(int argc, char **argv)
 		o.batch = *api.batch;
 	if (o.train && !api.train_step) {
 		dlclose(api.lib);
-		return fail("%s was compiled without --mode train", o.model);
+		return fail("%s was compiled with --mode infer; brnrun bench --train needs --mode train",
+		            o.lib);
 	}
 	size_t nx = (size_t)o.batch * (size_t)*api.input_size;
 	float *x = malloc(nx * sizeof *x);
 	float *out = malloc((size_t)o.batch * (size_t)*api.output_size * sizeof *out);
 	int32_t *y = malloc((size_t)o.batch * sizeof *y);
 	if (!x || !out || !y) {
-		rc = fail("out of memory for a batch of %s", o.model);
+		rc = fail("out of memory for a batch of %s", api.name);
 		goto done;
 	}
 	unsigned s = 12345; /* fixed inputs: runs are comparable */
@@ -247,10 +376,8 @@ static int cmd_bench(int argc, char **argv)
 		s = s * 1103515245u + 12345u, x[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
 	for (int i = 0; i < o.batch; i++)
 		y[i] = i % *api.output_size;
-	if ((rc = api.open(&m, o.weights)) != 0) {
-		rc = fail("cannot open %s: %s", o.model, m ? api.error(m) : brnrt_strerror(rc));
+	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
 		goto done;
-	}
 	double best = 1e300, total = 0;
 	for (int i = -2; i < o.iters; i++) { /* two warm-up runs */
 		double t0 = now_ms();
@@ -263,7 +390,7 @@ static int cmd_bench(int argc, char **argv)
 			total += t, best = t < best ? t : best;
 	}
 	double mean = total / o.iters;
-	printf("%s %s: batch %d, %d runs, mean %.3f ms, min %.3f ms, %.0f examples/s\n", o.model,
+	printf("%s %s: batch %d, %d runs, mean %.3f ms, min %.3f ms, %.0f examples/s\n", api.name,
 	       o.train ? "train_step" : "infer", o.batch, o.iters, mean, best,
 	       mean > 0 ? o.batch * 1e3 / mean : 0.0);
 done:
@@ -272,6 +399,455 @@ done:
 	free(x);
 	free(out);
 	free(y);
+	dlclose(api.lib);
+	return rc;
+}
+
+/* --- infer: a file of inputs ---------------------------------------------------- */
+
+typedef struct infer_opts {
+	const char *lib, *model, *weights, *input, *output;
+	long long n;
+} infer_opts;
+
+static int infer_args(int argc, char **argv, infer_opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		int more = i + 1 < argc;
+		if (strcmp(a, "--model") == 0 && more)
+			o->model = argv[++i];
+		else if (strcmp(a, "--weights") == 0 && more)
+			o->weights = argv[++i];
+		else if (strcmp(a, "--input") == 0 && more)
+			o->input = argv[++i];
+		else if (strcmp(a, "--output") == 0 && more)
+			o->output = argv[++i];
+		else if (strcmp(a, "--n") == 0 && more) {
+			if (int_in(argv[++i], 1, 1000000000, &o->n))
+				return usage_error("--n wants a positive integer, got '%s'", argv[i]);
+		} else if (a[0] == '-')
+			return usage_error("infer: unknown or incomplete option '%s'", a);
+		else if (!o->lib)
+			o->lib = a;
+		else
+			return usage_error("infer: one library at a time; extra '%s'", a);
+	}
+	if (!o->lib)
+		return usage_error("infer: which library?");
+	return o->input ? 0 : usage_error("infer: which inputs? (--input FILE)");
+}
+
+/* 1 if path is gzipped or starts with the magic of IDX images, so is for
+ * the IDX reader; 0 if it holds raw floats; -1 if it cannot be opened. */
+static int is_idx_images(const char *path)
+{
+	unsigned char m[4];
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	size_t got = fread(m, 1, 4, f);
+	fclose(f);
+	return (got >= 2 && m[0] == 0x1f && m[1] == 0x8b) ||
+	       (got == 4 && m[0] == 0 && m[1] == 0 && m[2] == 8 && m[3] == 3);
+}
+
+/* Reads the inputs: n examples of size floats each into *x. */
+static int read_inputs(const char *path, int size, float **x, long long *n)
+{
+	char err[1024];
+	int kind = is_idx_images(path);
+	*x = NULL;
+	if (kind < 0)
+		return fail("cannot open %s: %s", path, strerror(errno));
+	if (kind == 1) {
+		int count, rows, cols;
+		if (idx_read_images(path, x, &count, &rows, &cols, err, sizeof err))
+			return fail("%s", err);
+		if (rows * cols != size) {
+			free(*x);
+			*x = NULL;
+			return fail("%s: images are %d x %d (%d values); the model takes %d per example",
+			            path, rows, cols, rows * cols, size);
+		}
+		*n = count;
+		return 0;
+	}
+	FILE *f = fopen(path, "rb");
+	long long bytes;
+	if (!f)
+		return fail("cannot open %s: %s", path, strerror(errno));
+	if (fseek(f, 0, SEEK_END) || (bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+		fclose(f);
+		return fail("%s: cannot find its size: %s", path, strerror(errno));
+	}
+	long long one = (long long)size * 4;
+	if (bytes == 0 || bytes % one) {
+		fclose(f);
+		return fail("%s: %lld bytes is not a whole number of examples of %d float32 "
+		            "(%lld bytes each)", path, bytes, size, one);
+	}
+	if (!(*x = malloc((size_t)bytes))) {
+		fclose(f);
+		return fail("%s: out of memory for %lld bytes", path, bytes);
+	}
+	if (fread(*x, 1, (size_t)bytes, f) != (size_t)bytes) {
+		fclose(f);
+		free(*x);
+		*x = NULL;
+		return fail("%s: read error", path);
+	}
+	fclose(f);
+	unsigned char *b = (unsigned char *)*x; /* little-endian on every host */
+	if (*(const unsigned char *)&(uint16_t){1} == 0)
+		for (long long i = 0; i < bytes; i += 4) {
+			unsigned char t = b[i];
+			b[i] = b[i + 3], b[i + 3] = t, t = b[i + 1], b[i + 1] = b[i + 2], b[i + 2] = t;
+		}
+	*n = bytes / one;
+	return 0;
+}
+
+/* Writes n examples of size outputs: raw float32 to f if binary, else text. */
+static int write_outputs(FILE *f, int binary, const float *out, int n, int size)
+{
+	if (binary)
+		return fwrite(out, sizeof *out, (size_t)n * size, f) == (size_t)n * size ? 0 : -1;
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < size; j++)
+			if (fprintf(f, "%.9g%c", out[(size_t)i * size + j], j + 1 < size ? ' ' : '\n') < 0)
+				return -1;
+	return 0;
+}
+
+static int cmd_infer(int argc, char **argv)
+{
+	infer_opts o = {0};
+	model_api api;
+	void *m = NULL;
+	float *x = NULL, *out = NULL;
+	FILE *f = NULL;
+	long long n = 0;
+	int rc = infer_args(argc, argv, &o);
+	if (rc)
+		return rc;
+	if ((rc = load_model(&api, o.lib, o.model)) != 0)
+		return rc;
+	int batch = *api.batch, in = *api.input_size, nout = *api.output_size;
+	if ((rc = read_inputs(o.input, in, &x, &n)) != 0)
+		goto done;
+	if (o.n && o.n < n)
+		n = o.n;
+	if (!(out = malloc((size_t)batch * nout * sizeof *out))) {
+		rc = fail("out of memory for a batch of %s", api.name);
+		goto done;
+	}
+	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
+		goto done;
+	f = o.output ? fopen(o.output, "wb") : stdout;
+	if (!f) {
+		rc = fail("cannot open %s: %s", o.output, strerror(errno));
+		goto done;
+	}
+	for (long long i = 0; i < n; i += batch) {
+		int k = n - i < batch ? (int)(n - i) : batch;
+		if (api.infer(m, x + (size_t)i * in, k, out) != 0) {
+			rc = fail("%s: infer: %s", api.name, api.error(m));
+			goto done;
+		}
+		if (write_outputs(f, o.output != NULL, out, k, nout)) {
+			rc = fail("cannot write %s: %s", o.output ? o.output : "the output",
+			          strerror(errno));
+			goto done;
+		}
+	}
+	if (fflush(f)) /* stdout included: a full pipe is an error */
+		rc = fail("cannot write %s: %s", o.output ? o.output : "the output", strerror(errno));
+done:
+	if (f && f != stdout && fclose(f) && !rc)
+		rc = fail("cannot write %s: %s", o.output, strerror(errno));
+	if (m)
+		api.close(m);
+	free(x);
+	free(out);
+	dlclose(api.lib);
+	return rc;
+}
+
+/* --- train: an IDX data set -------------------------------------------------------- */
+
+typedef struct train_opts {
+	const char *lib, *model, *weights, *data, *ckpt;
+	long long steps, ckpt_every;
+	double lr;
+	uint64_t seed;
+} train_opts;
+
+static int train_args(int argc, char **argv, train_opts *o)
+{
+	*o = (train_opts){.steps = 3000, .lr = 0.01, .seed = 1};
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (a[0] != '-') {
+			if (o->lib)
+				return usage_error("train: one library at a time; extra '%s'", a);
+			o->lib = a;
+			continue;
+		}
+		if (!v)
+			return usage_error("train: unknown or incomplete option '%s'", a);
+		i++;
+		if (strcmp(a, "--model") == 0)
+			o->model = v;
+		else if (strcmp(a, "--weights") == 0)
+			o->weights = v;
+		else if (strcmp(a, "--data") == 0)
+			o->data = v;
+		else if (strcmp(a, "--ckpt") == 0)
+			o->ckpt = v;
+		else if (strcmp(a, "--steps") == 0) {
+			if (int_in(v, 0, 1000000000, &o->steps))
+				return usage_error("--steps wants an integer in 0..1000000000, got '%s'", v);
+		} else if (strcmp(a, "--ckpt-every") == 0) {
+			if (int_in(v, 0, 1000000000, &o->ckpt_every))
+				return usage_error("--ckpt-every wants an integer in 0..1000000000, got '%s'",
+				                   v);
+		} else if (strcmp(a, "--seed") == 0) {
+			long long s;
+			if (int_in(v, 0, INT64_MAX, &s))
+				return usage_error("--seed wants a non-negative integer, got '%s'", v);
+			o->seed = (uint64_t)s;
+		} else if (strcmp(a, "--lr") == 0) {
+			char *end;
+			o->lr = strtod(v, &end);
+			if (end == v || *end || !(o->lr > 0) || !isfinite(o->lr))
+				return usage_error("--lr wants a positive number, got '%s'", v);
+		} else
+			return usage_error("train: unknown option '%s'", a);
+	}
+	if (!o->lib)
+		return usage_error("train: which library?");
+	if (o->ckpt_every && !o->ckpt)
+		return usage_error("train: --ckpt-every needs --ckpt PATH");
+	return 0;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	interrupted = 1;
+	signal(sig, SIG_DFL); /* a second Ctrl-C ends the program at once */
+}
+
+/* The progress bar on stderr: redrawn in place on a terminal, else one line
+ * per 5% of the run. loss is a moving average. */
+typedef struct progress {
+	int tty;
+	long long first, total, last_line;
+	double t0, last_draw;
+} progress;
+
+static void progress_draw(progress *p, const model_api *api, void *m, long long step,
+                          double loss, int batch)
+{
+	char bar[21];
+	double t = now_ms() / 1e3, rate, eta;
+	float r_max = 0, d_max = 0;
+	int filled = p->total ? (int)(20 * step / p->total) : 20;
+
+	if (p->tty && step < p->total && t - p->last_draw < 0.1)
+		return;
+	if (!p->tty && step < p->total && step - p->last_line < (p->total + 19) / 20)
+		return;
+	p->last_draw = t;
+	p->last_line = step;
+	for (int i = 0; i < 20; i++)
+		bar[i] = i < filled ? '=' : ' ';
+	bar[20] = 0;
+	rate = (double)(step - p->first) / fmax(t - p->t0, 1e-9);
+	eta = rate > 0 ? (double)(p->total - step) / rate : 0;
+	if (api->schedule)
+		api->schedule(m, &r_max, &d_max);
+	fprintf(stderr,
+	        "%s%7lld/%lld [%s] loss %.4f r_max %.3g d_max %.3g %6.0f ex/s ETA %d:%02d:%02d%s",
+	        p->tty ? "\r" : "", step, p->total, bar, loss, r_max, d_max, rate * batch,
+	        (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60, p->tty ? "\033[K" : "\n");
+	if (p->tty && step == p->total)
+		fputc('\n', stderr);
+}
+
+/* The split's images file exists, gzipped or not. */
+static int has_split(const char *dir, const char *split)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, split);
+	if (access(path, F_OK) == 0)
+		return 1;
+	path[strlen(path) - 3] = 0;
+	return access(path, F_OK) == 0;
+}
+
+/* Fraction of the set classified correctly (argmax of the outputs). */
+static int evaluate(const model_api *api, void *m, const idx_set *s, float *out, double *acc)
+{
+	int batch = *api->batch, in = *api->input_size, k = *api->output_size;
+	long correct = 0;
+	for (int i = 0; i < s->n; i += batch) {
+		int n = s->n - i < batch ? s->n - i : batch;
+		if (api->infer(m, s->images + (size_t)i * in, n, out))
+			return fail("%s: infer: %s", api->name, api->error(m));
+		for (int j = 0; j < n; j++) {
+			int best = 0;
+			for (int c = 1; c < k; c++)
+				if (out[j * k + c] > out[j * k + best])
+					best = c;
+			correct += best == s->labels[i + j];
+		}
+	}
+	*acc = (double)correct / s->n;
+	return 0;
+}
+
+/* Checks that the images of s fit the model and its labels its outputs. */
+static int check_set(const model_api *api, const idx_set *s, const char *dir, const char *split)
+{
+	if (s->rows * s->cols != *api->input_size)
+		return fail("%s/%s: images are %d x %d (%d values); %s takes %d per example", dir,
+		            split, s->rows, s->cols, s->rows * s->cols, api->name, *api->input_size);
+	for (int i = 0; i < s->n; i++)
+		if (s->labels[i] >= *api->output_size)
+			return fail("%s/%s: label %d of example %d, but %s has %d outputs", dir, split,
+			            (int)s->labels[i], i, api->name, *api->output_size);
+	return 0;
+}
+
+static int save(const model_api *api, void *m, const char *path)
+{
+	if (api->save(m, path))
+		return fail("cannot save %s: %s", path, api->error(m));
+	return 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+	train_opts o;
+	model_api api;
+	idx_set train = {0}, test = {0};
+	sampler s = {0};
+	void *m = NULL;
+	float *x = NULL, *out = NULL;
+	int32_t *y = NULL;
+	int *idx = NULL, have_sampler = 0;
+	char err[1024];
+	double ema = 0, acc = 0;
+	long long step = 0, run = 0;
+	int rc = train_args(argc, argv, &o);
+	if (rc)
+		return rc;
+	if ((rc = load_model(&api, o.lib, o.model)) != 0)
+		return rc;
+	if (!api.train_step) {
+		dlclose(api.lib);
+		return fail("%s was compiled with --mode infer; brnrun train needs --mode train", o.lib);
+	}
+	if (!api.save || !api.step) {
+		dlclose(api.lib);
+		return fail("%s has no %s_save or %s_step; rebuild it with this brnc", o.lib, api.name,
+		            api.name);
+	}
+	int batch = *api.batch, in = *api.input_size;
+	const char *dir = idx_data_dir(o.data);
+	if (idx_load(&train, dir, "train", err, sizeof err)) {
+		rc = fail("%s", err);
+		goto done;
+	}
+	if ((rc = check_set(&api, &train, dir, "train")) != 0)
+		goto done;
+	if (sampler_open(&s, SAMPLER_IID, o.seed, train.n, train.labels, IDX_CLASSES, batch, 1, err,
+	                 sizeof err)) {
+		rc = fail("%s", err);
+		goto done;
+	}
+	have_sampler = 1;
+	x = malloc((size_t)batch * in * sizeof *x);
+	y = malloc((size_t)batch * sizeof *y);
+	idx = malloc((size_t)batch * sizeof *idx);
+	out = malloc((size_t)batch * *api.output_size * sizeof *out);
+	if (!x || !y || !idx || !out) {
+		rc = fail("out of memory for a batch of %s", api.name);
+		goto done;
+	}
+	if ((rc = open_model(&api, &m, o.weights, o.seed)) != 0)
+		goto done;
+	step = api.step(m);
+	fprintf(stderr,
+	        "brnrun: training %s on %s, %s, %d examples, batch %d, lr %g, steps %lld..%lld\n",
+	        api.name, dir, api.device ? api.device(m) : "?", train.n, batch, o.lr, step, o.steps);
+
+	progress p = {.tty = isatty(2), .first = step, .total = o.steps, .last_line = step,
+	              .t0 = now_ms() / 1e3};
+	interrupted = 0;
+	signal(SIGINT, on_sigint);
+	for (; step < o.steps && !interrupted; step++, run++) {
+		float loss;
+		sampler_batch(&s, step, idx);
+		for (int j = 0; j < batch; j++) {
+			memcpy(x + (size_t)j * in, train.images + (size_t)idx[j] * in, (size_t)in * sizeof *x);
+			y[j] = train.labels[idx[j]];
+		}
+		if (api.train_step(m, x, y, batch, (float)o.lr, &loss)) {
+			rc = fail("%s: train_step: %s", api.name, api.error(m));
+			goto done;
+		}
+		if (!isfinite(loss)) {
+			rc = fail("%sthe loss is %g at step %lld; try a smaller --lr",
+			          p.tty ? "\n" : "", loss, step);
+			goto done;
+		}
+		ema = run ? 0.95 * ema + 0.05 * loss : loss;
+		progress_draw(&p, &api, m, step + 1, ema, batch);
+		if (o.ckpt_every && (step + 1) % o.ckpt_every == 0 && step + 1 < o.steps &&
+		    (rc = save(&api, m, o.ckpt)) != 0)
+			goto done;
+	}
+	signal(SIGINT, SIG_DFL);
+	if (o.ckpt && run && (rc = save(&api, m, o.ckpt)) != 0)
+		goto done;
+	if (interrupted) {
+		fprintf(stderr, "%sbrnrun: interrupted at step %lld%s%s\n", p.tty ? "\n" : "", step,
+		        o.ckpt ? "; saved " : "", o.ckpt ? o.ckpt : "");
+		rc = 130;
+		goto done;
+	}
+	printf("%s: step %lld", api.name, step);
+	if (run)
+		printf(", loss %.4f", ema);
+	if (has_split(dir, "t10k")) {
+		if (idx_load(&test, dir, "t10k", err, sizeof err)) {
+			printf("\n");
+			rc = fail("%s", err);
+			goto done;
+		}
+		if ((rc = check_set(&api, &test, dir, "t10k")) != 0 ||
+		    (rc = evaluate(&api, m, &test, out, &acc)) != 0) {
+			printf("\n");
+			goto done;
+		}
+		printf(", test accuracy %.4f (%d examples)\n", acc, test.n);
+	} else
+		printf(", no test set in %s\n", dir);
+done:
+	if (m)
+		api.close(m);
+	if (have_sampler)
+		sampler_close(&s);
+	idx_free(&train);
+	idx_free(&test);
+	free(x);
+	free(y);
+	free(idx);
+	free(out);
 	dlclose(api.lib);
 	return rc;
 }

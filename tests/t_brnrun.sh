@@ -1,0 +1,199 @@
+#!/bin/bash
+# t_brnrun.sh: brnrun on a library that `brnc --shared` built from
+# tests/models/tiny_fashion.brn (named tf.so, so the model name comes from
+# tf.h): infer on raw float32 and IDX files, train on a small random IDX set
+# written here, checkpoints, bench, and the exact messages for bad input and
+# usage (exit 1 input, 2 usage). TAP.
+export LC_ALL=C
+BUILD="$(realpath "${BRN_BUILD:-build}")"
+BRNC="$BUILD/brnc"
+BRNRUN="$BUILD/brnrun"
+MODEL="$(realpath tests/models/tiny_fashion.brn)"
+PY=/usr/bin/python3
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+
+n=0
+failed=0
+check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $2"
+		shift 2
+		for line in "$@"; do echo "#   $line" >&2; done
+	fi
+}
+
+# brnrun ARGS...: sets rc, out (stdout), err (stderr).
+brnrun() {
+	"$BRNRUN" "$@" >out.txt 2>err.txt
+	rc=$?
+	out=$(cat out.txt)
+	err=$(cat err.txt)
+}
+
+# fails STATUS 'message' ARGS...: brnrun exits STATUS with that first line on stderr.
+fails() {
+	local want_rc=$1 want=$2
+	shift 2
+	brnrun "$@"
+	local first
+	first=$(sed -n 1p err.txt)
+	[ "$rc" = "$want_rc" ] && [ "$first" = "$want" ]
+	check $? "$*: $want" \
+		"exit status $rc (expected $want_rc)" "got:      $first" "expected: $want"
+}
+
+# --- the libraries and the data ----------------------------------------------------
+"$BRNC" "$MODEL" --mode train --shared -o tf 2>brnc.txt
+[ $? = 0 ] && [ -f tf.so ]
+check $? "brnc --mode train --shared builds tf.so" "$(cat brnc.txt)"
+"$BRNC" "$MODEL" --mode infer --shared -o tfi 2>brnc.txt
+[ $? = 0 ] && [ -f tfi.so ]
+check $? "brnc --mode infer --shared builds tfi.so" "$(cat brnc.txt)"
+
+# 20 raw examples of 784 float32; a file of 10 bytes; IDX sets of random
+# 28 x 28 images: data/ with train (320) and t10k (50), notest/ train only.
+"$PY" - <<'EOF'
+import gzip, os, random, struct
+random.seed(7)
+with open("in.bin", "wb") as f:
+    f.write(struct.pack("<%df" % (20 * 784), *[random.random() for _ in range(20 * 784)]))
+with open("bad.bin", "wb") as f:
+    f.write(b"0123456789")
+def idx(dir, split, n):
+    os.makedirs(dir, exist_ok=True)
+    labels = [random.randrange(10) for _ in range(n)]
+    # the label shows in the image, so there is something to learn
+    pix = bytes(min(255, random.randrange(64) + 19 * labels[i] * (p % 2))
+                for i in range(n) for p in range(784))
+    with gzip.open("%s/%s-images-idx3-ubyte.gz" % (dir, split), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + pix)
+    with gzip.open("%s/%s-labels-idx1-ubyte.gz" % (dir, split), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + bytes(labels))
+idx("data", "train", 320)
+idx("data", "t10k", 50)
+idx("notest", "train", 64)
+EOF
+[ $? = 0 ] && [ -f data/t10k-labels-idx1-ubyte.gz ]
+check $? "test data written"
+
+# --- infer ----------------------------------------------------------------------------
+brnrun infer tf.so --input in.bin
+first_out=$out
+fields=$(awk '{print NF}' out.txt | sort -u)
+[ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ] && [ "$fields" = 10 ]
+check $? \
+	"infer (model name from tf.h): 20 lines of 10 outputs" "exit $rc, $(wc -l <out.txt) lines, fields '$fields'" "$err"
+brnrun infer tf.so --input in.bin
+[ "$rc" = 0 ] && [ "$out" = "$first_out" ]
+check $? "infer: a second run prints the same outputs"
+brnrun infer tf.so --model tiny_fashion --input in.bin --output out.bin
+echo "$first_out" >text.txt
+same=$("$PY" -c '
+import struct
+raw = open("out.bin", "rb").read()
+v = struct.unpack("<%df" % (len(raw) // 4), raw)
+f32 = lambda x: struct.unpack("<f", struct.pack("<f", float(x)))[0]
+lines = [[f32(x) for x in l.split()] for l in open("text.txt")]
+print(int(len(raw) == 20 * 10 * 4 and [list(v[i*10:i*10+10]) for i in range(20)] == lines))
+' 2>&1)
+[ "$rc" = 0 ] && [ -z "$out" ] && [ "$same" = 1 ]
+check $? \
+	"infer --output: 800 bytes of raw float32, the same values as the text" "exit $rc: $err" "$same"
+brnrun infer tf.so --input in.bin --n 5
+[ "$rc" = 0 ] && [ "$out" = "$(echo "$first_out" | head -n 5)" ]
+check $? "infer --n 5: the first 5 lines"
+brnrun infer tf.so --input data/t10k-images-idx3-ubyte.gz
+[ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 50 ]
+check $? "infer on gzipped IDX images: 50 lines" "exit $rc: $err"
+gunzip -k data/t10k-images-idx3-ubyte.gz
+brnrun infer tf.so --input data/t10k-images-idx3-ubyte
+[ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 50 ]
+check $? "infer on plain IDX images: 50 lines" "exit $rc: $err"
+rm data/t10k-images-idx3-ubyte
+brnrun infer tfi.so --input in.bin
+[ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ]
+check $? "infer with an infer-mode library" "exit $rc: $err"
+
+fails 1 "brnrun: bad.bin: 10 bytes is not a whole number of examples of 784 float32 (3136 bytes each)" \
+	infer tf.so --input bad.bin
+fails 1 "brnrun: cannot open nope.bin: No such file or directory" infer tf.so --input nope.bin
+: >empty.bin
+fails 1 "brnrun: empty.bin: 0 bytes is not a whole number of examples of 784 float32 (3136 bytes each)" \
+	infer tf.so --input empty.bin
+fails 1 "brnrun: notest/train-labels-idx1-ubyte.gz: bad magic 0x00000801 (expected 0x00000803, an IDX image file)" \
+	infer tf.so --input notest/train-labels-idx1-ubyte.gz
+fails 1 "brnrun: tiny_fashion: nope.safetensors: cannot open: No such file or directory" \
+	infer tf.so --weights nope.safetensors --input in.bin
+fails 2 "brnrun: infer: which inputs? (--input FILE)" infer tf.so
+fails 2 "brnrun: --n wants a positive integer, got '0'" infer tf.so --input in.bin --n 0
+mkdir -p lone && cp tf.so lone/other.so
+fails 1 "brnrun: lone/other.so has no model 'other' (no other_open) and no header lone/other.h names one; pass --model NAME" \
+	infer lone/other.so --input in.bin
+
+# --- train ------------------------------------------------------------------------------
+brnrun train tf.so --data data --steps 50 --lr 0.05 --ckpt ck.safetensors --ckpt-every 20
+final=$out
+lines=$(grep -c '/50 \[.*\] loss [0-9.]* r_max [0-9.e+-]* d_max [0-9.e+-]* *[0-9]* ex/s ETA 0:00:00$' err.txt)
+[ "$rc" = 0 ] && [ "$lines" -ge 10 ] && grep -q '^ *50/50 \[====================\]' err.txt
+check $? \
+	"train: a progress line per 5% on a pipe, ending at 50/50" "exit $rc, $lines progress lines" "$err"
+grep -q '^brnrun: training tiny_fashion on data, .*320 examples, batch 8, lr 0.05, steps 0..50$' err.txt
+check $? \
+	"train: a first line naming model, data, device, batch" "$(sed -n 1p err.txt)"
+echo "$out" | grep -qE '^tiny_fashion: step 50, loss [0-9]+\.[0-9]{4}, test accuracy [01]\.[0-9]{4} \(50 examples\)$'
+check $? \
+	"train: the final line with test accuracy" "got: $out"
+[ -s ck.safetensors ]
+check $? "train --ckpt writes the checkpoint"
+brnrun train tf.so --data data --steps 50 --lr 0.05
+[ "$rc" = 0 ] && [ "$out" = "$final" ]
+check $? "train: the same seed gives the same run" "got:      $out" "expected: $final"
+brnrun train tf.so --data data --steps 50 --lr 0.05 --seed 2
+[ "$rc" = 0 ] && [ "$out" != "$final" ]
+check $? "train --seed 2: another run" "got: $out"
+
+brnrun infer tf.so --weights ck.safetensors --input in.bin
+[ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ] && [ "$out" != "$first_out" ]
+check $? \
+	"infer --weights loads the trained checkpoint" "exit $rc: $err"
+brnrun train tf.so --data data --weights ck.safetensors --steps 60 --lr 0.05
+[ "$rc" = 0 ] && grep -q 'steps 50..60$' err.txt && echo "$out" | grep -q '^tiny_fashion: step 60, '
+check $? \
+	"train --weights resumes at the checkpoint's step" "exit $rc: $out" "$(sed -n 1p err.txt)"
+brnrun train tf.so --data notest --steps 10
+[ "$rc" = 0 ] && echo "$out" | grep -qE '^tiny_fashion: step 10, loss [0-9.]+, no test set in notest$'
+check $? \
+	"train without t10k files: no accuracy" "exit $rc: $out" "$err"
+BRN_DATA=notest brnrun train tf.so --steps 2
+[ "$rc" = 0 ] && grep -q ' on notest, ' err.txt
+check $? "train: \$BRN_DATA is the default data" "exit $rc: $err"
+
+fails 1 "brnrun: tfi.so was compiled with --mode infer; brnrun train needs --mode train" \
+	train tfi.so --data data --steps 5
+fails 1 "brnrun: cannot open nodata/train-images-idx3-ubyte.gz: No such file or directory" \
+	train tf.so --data nodata --steps 5
+fails 2 "brnrun: train: --ckpt-every needs --ckpt PATH" train tf.so --data data --ckpt-every 5
+fails 2 "brnrun: --lr wants a positive number, got '-1'" train tf.so --lr -1
+fails 2 "brnrun: train: unknown option '--frobnicate'" train tf.so --frobnicate 3
+
+# --- bench, help, usage ------------------------------------------------------------------
+brnrun bench tf.so --iters 3
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 3 runs, '
+check $? "bench runs" "exit $rc: $out $err"
+brnrun bench tf.so --iters 3 --train
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion train_step: batch 8, 3 runs, '
+check $? "bench --train runs" "exit $rc: $out $err"
+brnrun --help
+cmds=$(grep -cE '^  (devices|bench|infer|train)( |$)' out.txt)
+[ "$rc" = 0 ] && [ "$cmds" = 4 ]
+check $? "--help lists devices, bench, infer and train" "$out"
+fails 2 "brnrun: unknown command 'frobnicate'" frobnicate
+
+echo "1..$n"
+[ "$failed" = 0 ]
