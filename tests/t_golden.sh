@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Golden files of emitted code: every change to generated kernels and host
+# code shows up as a reviewed diff. After an intended change, refresh them
+# with: tests/t_golden.sh --update
+set -u
+build=${BRN_BUILD:-build}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cases=(
+	"small_renorm_train_c tests/models/small_renorm.brn --mode train --target c"
+	"small_renorm_train_cl tests/models/small_renorm.brn --mode train --target opencl"
+	"residual_infer_c tests/models/residual.brn --mode infer --target c"
+)
+echo "1..${#cases[@]}"
+n=0
+for c in "${cases[@]}"; do
+	read -r name model args <<<"$c"
+	n=$((n + 1))
+	# shellcheck disable=SC2086
+	"$build/brnc" "$model" $args -o "$tmp/$name" 2>"$tmp/err" || { echo "not ok $n - $name: brnc failed"; cat "$tmp/err" >&2; continue; }
+	# the header comment names the command line and paths: not part of the code
+	got=$(cat "$tmp/$name".h "$tmp/$name".c $( [ -f "$tmp/$name.cl" ] && echo "$tmp/$name.cl") | sed "s|$tmp/||g")
+	if [ "${1:-}" = --update ]; then
+		printf '%s\n' "$got" >"tests/golden/$name.txt"
+	fi
+	if diff -u "tests/golden/$name.txt" <(printf '%s\n' "$got") >"$tmp/diff"; then
+		echo "ok $n - $name matches tests/golden/$name.txt"
+	else
+		echo "not ok $n - $name differs from tests/golden/$name.txt (tests/t_golden.sh --update after review)"
+		head -n 40 "$tmp/diff" >&2
+	fi
+done
