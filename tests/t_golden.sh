@@ -11,7 +11,7 @@ cases=(
 	"small_renorm_train_cl tests/models/small_renorm.brn --mode train --target opencl"
 	"residual_infer_c tests/models/residual.brn --mode infer --target c"
 )
-echo "1..${#cases[@]}"
+echo "1..$(( ${#cases[@]} * 3 ))"
 n=0
 for c in "${cases[@]}"; do
 	read -r name model args <<<"$c"
@@ -23,6 +23,18 @@ for c in "${cases[@]}"; do
 	if [ "${1:-}" = --update ]; then
 		printf '%s\n' "$got" >"tests/golden/$name.txt"
 	fi
+	# generated code compiles warning-free with both compilers
+	for c in gcc clang; do
+		n=$((n + 1))
+		if ! command -v $c >/dev/null; then echo "ok $n # SKIP no $c"; continue; fi
+		if $c -std=c11 -O2 -Wall -Wextra -Werror -Iruntime -c "$tmp/$name.c" -o "$tmp/$name.o" 2>"$tmp/cc.err"; then
+			echo "ok $n - $name compiles with $c -std=c11 -Wall -Wextra -Werror"
+		else
+			echo "not ok $n - $name compiles with $c -std=c11 -Wall -Wextra -Werror"
+			head -n 20 "$tmp/cc.err" >&2
+		fi
+	done
+	n=$((n + 1))
 	if diff -u "tests/golden/$name.txt" <(printf '%s\n' "$got") >"$tmp/diff"; then
 		echo "ok $n - $name matches tests/golden/$name.txt"
 	else
