@@ -229,6 +229,31 @@ static void count_kernels(const char *path, int no_fuse, int want_infer, int wan
 	brn_arena_free(&ar);
 }
 
+/* --step T folds the schedule to one literal; without it the kernels carry
+ * the schedule as a function of the step. */
+static void step_folding(void)
+{
+	brn_arena ar;
+	brn_graph g;
+	brn_plan p, q;
+	brn_diag d;
+	memset(&d, 0, sizeof d);
+	brn_arena_init(&ar);
+	int rc = brn_load_model("tests/models/small_renorm.brn", 0, NULL, "schedules", &ar, &g, &d) ||
+	         brn_plan_build(&g, 1, 0, 30000, NULL, NULL, &ar, &p, &d) ||
+	         brn_plan_build(&g, 1, 0, -1, NULL, NULL, &ar, &q, &d);
+	const char *folded = NULL, *live = NULL;
+	for (int i = 0; !rc && i < p.nkernels[1]; i++)
+		if (!strcmp(p.kernels[1][i].tmpl, "norm_stats")) {
+			folded = brn_kernel_var(&p.kernels[1][i], "R_MAX");
+			live = brn_kernel_var(&q.kernels[1][i], "R_MAX");
+		}
+	is_str(folded, "2.42857143f", "--step 30000 folds r_max to a literal");
+	ok(live && strstr(live, "step < 5000 ? 1.0f") && strstr(live, "step < 40000"),
+	   "without --step r_max is a function of the step: %s", live ? live : "(none)");
+	brn_arena_free(&ar);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -263,6 +288,7 @@ int main(int argc, char **argv)
 	if (only < 0) {
 		schedule_case();
 		if (!strcmp(target, "c")) {
+			step_folding();
 			count_kernels("tests/models/fashion.brn", 0, 5, 21);
 			count_kernels("tests/models/fashion.brn", 1, 9, 25);
 		}
