@@ -353,11 +353,10 @@ static long bias_off(lower *L, const brn_node *n)
 static void lower_conv(lower *L, const brn_node *n)
 {
 	epilogue e = {""};
-	long per = (long)(n->out / 1) * n->shape[2];
 	kernel(L, "conv_fwd", n, "conv_fwd", 0, 1);
 	conv_vars(L, n);
-	per = atol(brn_kernel_var(L->k, "KBLOCKS")) * n->shape[2] * atol(brn_kernel_var(L->k, "OWT"));
-	L->k->items = per;
+	/* per example: blocks of output channels x rows x column tiles */
+	L->k->items = atol(brn_kernel_var(L->k, "KBLOCKS")) * n->shape[2] * atol(brn_kernel_var(L->k, "OWT"));
 	long b = bias_off(L, n);
 	if (b >= 0)
 		epi(&e, "\t\t\tv += mem[%ld + k];\n", b);
