@@ -205,6 +205,7 @@ reproduce: deps
 # program; both sides run with BENCH_THREADS threads. See bench/README.md.
 BENCH         := $(B)/bench
 BENCH_THREADS ?= $(shell nproc)
+BENCH_CFLAGS  ?= -O3 -march=native
 BENCH_MODELS  := bench_ci_c1 bench_ci_c8 bench_ci_cl1 bench_ci_cl8 bench_ct_c bench_ct_cl
 bench_model    = @mkdir -p $(BENCH); sed 's/^model [a-z_]*;/model $(1);/' $< > $(BENCH)/$(1).brn; \
                  $(B)/brnc $(BENCH)/$(1).brn $(2) -o $(BENCH)/$(1)
@@ -223,7 +224,7 @@ $(BENCH)/bench_ct_cl.c: bench/conv_train.brn $(B)/brnc
 	$(call bench_model,bench_ct_cl,--target opencl --mode train --batch 4)
 
 $(BENCH)/bench: bench/bench.c $(BENCH_MODELS:%=$(BENCH)/%.c) $(B)/libbrnrt.a
-	$(CC) $(ALLCFLAGS) -I$(BENCH) $(filter %.c,$^) $(B)/libbrnrt.a $(RT_LIBS) -ldnnl -o $@
+	$(CC) $(ALLCFLAGS) $(BENCH_CFLAGS) -I$(BENCH) $(filter %.c,$^) $(B)/libbrnrt.a $(RT_LIBS) -ldnnl -o $@
 
 bench: deps
 	$(MAKE) bench-run
