@@ -318,7 +318,7 @@ static void conv_vars(lower *L, const brn_node *n)
 	int ocb = kn && kn->oc_block ? kn->oc_block : 4;
 	while (kg % ocb)
 		ocb--;
-	int tw = kn && kn->tile_w ? kn->tile_w : 4;
+	int tw = kn && kn->tile_w ? kn->tile_w : 64; /* whole rows up to 64 */
 	if (tw > n->shape[3])
 		tw = n->shape[3];
 	shape_vars(L, x, n);
