@@ -563,12 +563,17 @@ static void lower_forward(lower *L)
 	}
 }
 
-/* "mem[@dx + gid] = v;" the first time a gradient is written, "+=" after. */
-static void store(lower *L, const char *key, const char *dxkey, int node)
+/* "mem[@dx + <at>] = v;" the first time a gradient is written, "+=" after. */
+static void store_at(lower *L, const char *key, const char *dxkey, int node, const char *at)
 {
 	buf_var(L, dxkey, grad_buf(L, node));
-	var(L, key, "mem[@%d + gid] %s v;", L->gbuf[node], L->gwritten[node] ? "+=" : "=");
+	var(L, key, "mem[@%d + %s] %s v;", L->gbuf[node], at, L->gwritten[node] ? "+=" : "=");
 	L->gwritten[node] = 1;
+}
+
+static void store(lower *L, const char *key, const char *dxkey, int node)
+{
+	store_at(L, key, dxkey, node, "gid");
 }
 
 static int wants_dx(const lower *L, int node)
@@ -601,10 +606,14 @@ static void lower_backward(lower *L)
 		switch (n->op) {
 		case BRN_OP_CONV:
 			if (wants_dx(L, x)) {
-				kernel(L, "conv_bwd_data", n, "conv_bwd_data", brn_shape_count(g->nodes[x].shape), 1);
+				const int *xs = g->nodes[x].shape;
+				int tw = xs[3] < 64 ? xs[3] : 64, wt = (xs[3] + tw - 1) / tw;
+				kernel(L, "conv_bwd_data", n, "conv_bwd_data", (long)xs[1] * xs[2] * wt, 1);
 				conv_vars(L, n);
+				num(L, "TW", tw);
+				num(L, "WT", wt);
 				buf_var(L, "DY", L->gbuf[i]);
-				store(L, "STORE_DX", "DX", x);
+				store_at(L, "STORE_DX", "DX", x, "o");
 			}
 			kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
 			conv_vars(L, n);
