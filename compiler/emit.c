@@ -212,7 +212,13 @@ static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 	snprintf(c.items, sizeof c.items, k->per_example ? "(long)n * %ld" : "%ld", items);
 	sbuf b = {0}, w = {0};
 	E->tmpl = path;
+	const char *vec = brn_kernel_var(k, "VEC");
+	if (vec) /* vec_width: consecutive elements per work-item */
+		printf_(&b, "\tconst long lanes = gid * %s;\n\tfor (int lane = 0; lane < %s; lane++) {\n"
+		            "\tconst long gid = lanes + lane;\n", vec, vec);
 	render(E, &b, body, kernel_lookup, &c);
+	if (vec)
+		puts_(&b, "\t}\n");
 	c.body = b.s ? b.s : "";
 	E->tmpl = E->dl->kernel;
 	render(E, &w, wrap, kernel_lookup, &c);

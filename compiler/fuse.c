@@ -195,6 +195,16 @@ static brn_kernel *kernel(lower *L, const char *tmpl, const brn_node *n, const c
 	k->items = items;
 	k->per_example = per_example;
 	L->k = k;
+	/* elementwise kernels honour the vec_width knob: each work-item takes
+	 * that many consecutive elements (the emitter adds the loop) */
+	static const char *const elementwise[] = {"norm_apply", "eltwise", "norm_bwd_dx", "relu_bwd",
+	                                          "add_bwd", "gap_bwd"};
+	int v = L->knobs ? L->knobs[n->id].vec_width : 0;
+	for (size_t i = 0; v > 1 && i < sizeof elementwise / sizeof *elementwise; i++)
+		if (!strcmp(tmpl, elementwise[i]) && items % v == 0) {
+			num(L, "VEC", v);
+			k->items = items / v;
+		}
 	return k;
 }
 

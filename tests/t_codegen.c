@@ -266,7 +266,8 @@ int main(int argc, char **argv)
 	           "  kernels = function(layer)\n"
 	           "    if layer.op == 'conv' then return {oc_block = 1 + layer.out_c %% 3, tile_w = 3, unroll = 2, wg_size = 16} end\n"
 	           "    if layer.op == 'dense' then return {unroll = 4} end\n"
-	           "    if layer.op == 'batch_renorm' or layer.op == 'batch_norm' then return {wg_size = 16} end\n  end,\n}\n");
+	           "    if layer.op == 'batch_renorm' or layer.op == 'batch_norm' then return {wg_size = 16, vec_width = 2} end\n"
+	           "    if layer.op == 'relu' or layer.op == 'add' then return {vec_width = 4} end\n  end,\n}\n");
 	fclose(f);
 	model_case cases[] = {
 		{"tests/models/small_renorm.brn", "small_renorm", 0, 4, 0, NULL, NULL},
