@@ -52,9 +52,32 @@ int brn_read_file(const char *path, brn_arena *a, char **text, size_t *len, brn_
 	return 0;
 }
 
-/* Resolves every schedule a batch_renorm names into a piecewise function. */
+/* Runs one schedule script. A script's own errors point into the script;
+ * a name that does not resolve points at where the model names it (line 0:
+ * it came from the command line or the default). */
+static int load_schedule(const brn_graph *g, const char *dir, const char *spec, int line, int col,
+                         brn_schedule *s, brn_diag *d)
+{
+	brn_diag sd;
+	memset(&sd, 0, sizeof sd);
+	if (brn_schedule_load(spec, dir, s, NULL, 0, NULL, &sd) == 0)
+		return 0;
+	if (sd.file[0])
+		*d = sd;
+	else if (line)
+		brn_diag_error(d, g->file, line, col, "%s", sd.msg);
+	else
+		brn_diag_error(d, "", 0, 0, "%s", sd.msg);
+	return -1;
+}
+
+/* Resolves the model's schedule (always, so a bad one is reported even
+ * when no batch_renorm uses it) and every other one a batch_renorm names. */
 int brn_resolve_schedules(brn_graph *g, const char *dir, brn_diag *d)
 {
+	brn_schedule model, other;
+	if (load_schedule(g, dir, g->schedule, g->schedule_line, g->schedule_col, &model, d))
+		return -1;
 	for (int i = 0; i < g->n; i++) {
 		brn_node *n = &g->nodes[i];
 		if (n->op != BRN_OP_BATCH_RENORM)
@@ -62,25 +85,17 @@ int brn_resolve_schedules(brn_graph *g, const char *dir, brn_diag *d)
 		brn_bound *bounds[2] = {&n->r_max, &n->d_max};
 		for (int k = 0; k < 2; k++) {
 			brn_bound *b = bounds[k];
+			const brn_schedule *s = &model;
 			if (!b->sched) {
 				brn_piecewise_constant(&b->pw, b->value);
 				continue;
 			}
-			brn_schedule s;
-			brn_diag sd;
-			memset(&sd, 0, sizeof sd);
-			if (brn_schedule_load(b->sched, dir, &s, NULL, 0, NULL, &sd)) {
-				/* a script's own errors point into the script; a name
-				 * that does not resolve points at the model */
-				if (sd.file[0])
-					*d = sd;
-				else if (b->sched == g->schedule && g->schedule_line)
-					brn_diag_error(d, g->file, g->schedule_line, g->schedule_col, "%s", sd.msg);
-				else
-					brn_diag_error(d, g->file, n->line, n->col, "%s", sd.msg);
-				return -1;
+			if (strcmp(b->sched, g->schedule) != 0) {
+				if (load_schedule(g, dir, b->sched, n->line, n->col, &other, d))
+					return -1;
+				s = &other;
 			}
-			b->pw = k == 0 ? s.r_max : s.d_max;
+			b->pw = k == 0 ? s->r_max : s->d_max;
 		}
 	}
 	return 0;

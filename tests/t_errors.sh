@@ -7,6 +7,7 @@ BRNC="$(realpath "${BRN_BUILD:-build}/brnc")"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/schedules"
+cp schedules/*.lua "$tmp/schedules/"
 export BRN_SCHEDULES="$tmp/schedules"
 cd "$tmp" || exit 1
 
@@ -310,6 +311,12 @@ model m;
 input x[1, 8, 8];
 schedule "nosuch";
 c = batch_renorm(x);
+EOF
+bad schedule_unused "schedule_unused.brn:3:10: error: schedule 'nosuch' not found (looked for $tmp/schedules/nosuch.lua)" <<'EOF'
+model m;
+input x[1, 8, 8];
+schedule "nosuch";
+c = batch_norm(x);
 EOF
 bad schedule_keyword "schedule_keyword.brn:3:5: error: schedule 'nosuch' not found (looked for $tmp/schedules/nosuch.lua)" <<'EOF'
 model m;
