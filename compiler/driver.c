@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "emit.h"
-#include "plan.h"
+#include "fuse.h"
 #include "schedule.h"
 
 enum { MAX_MODEL_BYTES = 16 << 20 };

@@ -5,7 +5,7 @@
 #define BRN_EMIT_H
 
 #include "diag.h"
-#include "plan.h"
+#include "fuse.h"
 
 typedef struct brn_emit_options {
 	const char *base;         /* output path without extension */

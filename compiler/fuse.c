@@ -1,4 +1,4 @@
-/* Lowering and fusion: Graph -> brn_plan (plan.h). Fusion is decided here
+/* Lowering and fusion: Graph -> brn_plan (fuse.h). Fusion is decided here
  * and nowhere else.
  *
  * Inference (--mode infer): a conv or dense absorbs the norm after it (as
@@ -23,7 +23,7 @@
  * are global reductions over N*H*W, and the backward of a conv needs the
  * complete dL/dy of its output, which the norm's reduction gates.
  * --no-fuse gives one kernel per op (norms keep their two phases). */
-#include "plan.h"
+#include "fuse.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -7,7 +7,7 @@
  * Tolerances (float32 code against the double interpreter):
  * outputs and losses 1e-4 + 1e-3|x|; state 2e-4 + 2e-3|x|. */
 #include "codegen.h"
-#include "plan.h"
+#include "fuse.h"
 
 #ifndef CODEGEN_TARGET
 #define CODEGEN_TARGET "c"

@@ -4,8 +4,8 @@
  * statistics, then scratch activations and gradients planned by liveness.
  * The emitter (emit.c) renders each kernel from its template in the C or
  * OpenCL dialect; every offset and shape is a literal by then. */
-#ifndef BRN_PLAN_H
-#define BRN_PLAN_H
+#ifndef BRN_FUSE_H
+#define BRN_FUSE_H
 
 #include "graph.h"
 #include "schedule.h"
