@@ -31,6 +31,10 @@ TEST_SCRIPTS := $(wildcard tests/t_*.sh tests/t_*.py)
 
 all: $(B)/brnc $(B)/brnrun $(B)/libbrnrt.a $(B)/libbrnrt.so $(B)/brnrt.pc
 
+# header dependencies, written by the compiler (-MMD) next to each object
+DEPFLAGS = -MMD -MP
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
 # --- the compiler -----------------------------------------------------------
 $(B)/compiler/parse.c: compiler/parse.y
 	@mkdir -p $(dir $@)
@@ -66,7 +70,7 @@ $(B)/libbrnrt.so: $(RT_PIC)
 
 $(B)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -fPIC -c $< -o $@
+	$(CC) $(ALLCFLAGS) $(DEPFLAGS) -fPIC -c $< -o $@
 
 $(B)/brnrt.pc: FORCE
 	@mkdir -p $(B)
@@ -79,16 +83,16 @@ $(B)/brnrun: $(B)/tools/brnrun.o $(B)/libbrnex.a $(B)/libbrnrt.a
 # brnrun reads IDX data sets with the example's reader (libbrnex.a).
 $(B)/tools/brnrun.o: tools/brnrun.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -I$(EX_DIR) -c $< -o $@
+	$(CC) $(ALLCFLAGS) $(DEPFLAGS) -I$(EX_DIR) -c $< -o $@
 
 # --- objects ------------------------------------------------------------------
 $(B)/compiler/%.o: compiler/%.c $(B)/compiler/parse.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -I$(B)/compiler -c $< -o $@
+	$(CC) $(ALLCFLAGS) $(DEPFLAGS) -I$(B)/compiler -c $< -o $@
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -c $< -o $@
+	$(CC) $(ALLCFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # --- tests --------------------------------------------------------------------
 $(B)/libbrnex.a: $(EX_LIB_OBJ)

@@ -1,4 +1,4 @@
-/* Emitters: render a plan (plan.h) as C or OpenCL code plus a header with
+/* Emitters: render a plan (fuse.h) as C or OpenCL code plus a header with
  * the model's API (DESIGN.md §6). The two targets share every template but
  * the small dialect files in templates/c/ and templates/opencl/. */
 #ifndef BRN_EMIT_H
