@@ -428,6 +428,8 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 	hset(&h, "D_MAX", "%s", schedule_expr(p, "D_MAX"));
 	hset(&h, "N_ALL_KERNELS", "%d", p->nkernels[0] + p->nkernels[1] + 1);
 	hset(&h, "TRAIN_DEFINE", p->train ? "#define %s_TRAIN 1 /* has _train_step */\n" : "", upper);
+	hset(&h, "FOLDED_DEFINE", p->weights_folded ? "#define %s_WEIGHTS_FOLDED 1 /* weights compiled in: open with NULL */\n" : "",
+	     upper);
 	hset(&h, "TRAIN_DECL", p->train ?
 	     "/* one SGD step (momentum 0.9) on n examples; *loss: mean cross-entropy */\n"
 	     "int %s_train_step(%s *m, const float *x, const int32_t *y, int n, float lr, float *loss);" : "%s%s",

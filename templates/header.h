@@ -9,7 +9,7 @@
 #define ${UPPER}_BATCH ${BATCH}             /* n may be 1 .. BATCH */
 #define ${UPPER}_INPUT_SIZE ${INPUT_SIZE}   /* floats per example, ${INPUT_SHAPE} */
 #define ${UPPER}_OUTPUT_SIZE ${OUTPUT_SIZE} /* floats per example of '${OUTPUT}' */
-${TRAIN_DEFINE}
+${TRAIN_DEFINE}${FOLDED_DEFINE}
 typedef struct ${MODEL} ${MODEL};
 
 /* All return 0, or a negative BRN_E* code with the message in _error. */

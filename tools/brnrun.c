@@ -697,13 +697,7 @@ static int evaluate(const model_api *api, void *m, const idx_set *s, float *out,
 		int n = s->n - i < batch ? s->n - i : batch;
 		if (api->infer(m, s->images + (size_t)i * in, n, out))
 			return fail("%s: infer: %s", api->name, api->error(m));
-		for (int j = 0; j < n; j++) {
-			int best = 0;
-			for (int c = 1; c < k; c++)
-				if (out[j * k + c] > out[j * k + best])
-					best = c;
-			correct += best == s->labels[i + j];
-		}
+		correct += idx_count_correct(out, s->labels + i, n, k);
 	}
 	*acc = (double)correct / s->n;
 	return 0;

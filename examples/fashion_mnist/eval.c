@@ -60,6 +60,10 @@ int main(int argc, char **argv)
 		else
 			label = v;
 	}
+#ifndef FASHION_CNN_WEIGHTS_FOLDED
+	if (!weights)
+		return fail("--weights FILE is required: this fashion_cnn has no weights compiled in%s%s", "", "");
+#endif
 	if (idx_load(&test, idx_data_dir(data), "t10k", err, sizeof err))
 		return fail("%s%s", err, "");
 	if (test.rows * test.cols != INPUT) {
@@ -73,13 +77,7 @@ int main(int argc, char **argv)
 		int n = test.n - i < BATCH ? test.n - i : BATCH;
 		if (fashion_cnn_infer(m, test.images + (size_t)i * INPUT, n, out))
 			return fail("infer: %s%s", fashion_cnn_error(m), "");
-		for (int j = 0; j < n; j++) {
-			int best = 0;
-			for (int c = 1; c < CLASSES; c++)
-				if (out[j * CLASSES + c] > out[j * CLASSES + best])
-					best = c;
-			correct += best == test.labels[i + j];
-		}
+		correct += idx_count_correct(out, test.labels + i, n, CLASSES);
 	}
 	printf("test accuracy (%s, %s): %.4f\n", label, fashion_cnn_device(m),
 	       (double)correct / test.n);

@@ -258,3 +258,17 @@ void idx_free(idx_set *s)
 	free(s->labels);
 	memset(s, 0, sizeof *s);
 }
+
+int idx_count_correct(const float *scores, const int32_t *labels, int n, int classes)
+{
+	int correct = 0;
+	for (int j = 0; j < n; j++) {
+		const float *s = scores + (size_t)j * classes;
+		int best = 0;
+		for (int c = 1; c < classes; c++)
+			if (s[c] > s[best])
+				best = c;
+		correct += best == labels[j];
+	}
+	return correct;
+}

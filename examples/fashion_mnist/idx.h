@@ -33,4 +33,8 @@ int idx_read_images(const char *path, float **images, int *n, int *rows, int *co
 		    char *err, size_t errlen);
 int idx_read_labels(const char *path, int32_t **labels, int *n, char *err, size_t errlen);
 
+/* How many of n rows of scores (classes each) have their largest score,
+ * the first on ties, at the example's label. */
+int idx_count_correct(const float *scores, const int32_t *labels, int n, int classes);
+
 #endif

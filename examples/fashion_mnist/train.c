@@ -170,13 +170,7 @@ static int evaluate(fashion_cnn *m, const idx_set *test, double *acc)
 		int rc = fashion_cnn_infer(m, test->images + (size_t)i * INPUT, n, out);
 		if (rc)
 			return rc;
-		for (int j = 0; j < n; j++) {
-			int best = 0;
-			for (int c = 1; c < CLASSES; c++)
-				if (out[j * CLASSES + c] > out[j * CLASSES + best])
-					best = c;
-			correct += best == test->labels[i + j];
-		}
+		correct += idx_count_correct(out, test->labels + i, n, CLASSES);
 	}
 	*acc = (double)correct / test->n;
 	return 0;
