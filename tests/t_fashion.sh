@@ -30,7 +30,9 @@ export BRN_THREADS=1
 steps=1500 half=700 bar=0.75
 [ -n "$san" ] && steps=200 half=100 bar=0.4
 "$tmp/fashion_train" --steps $steps --eval-every 0 --quiet --ckpt "$tmp/full.safetensors" >"$tmp/full.out" 2>"$tmp/full.err"
+rc=$?
 acc=$(sed -n 's/^test accuracy (c, trained): //p' "$tmp/full.out")
+[ $rc = 0 ] && [ -n "$acc" ]
 check $? "$steps steps at minibatch 4 train and report test accuracy ($acc)"
 awk -v a="${acc:-0}" -v bar=$bar 'BEGIN { exit !(a >= bar) }'
 check $? "test accuracy $acc clears $bar after $steps steps ($((steps * 4)) examples)"
