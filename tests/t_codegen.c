@@ -279,6 +279,8 @@ int main(int argc, char **argv)
 		{"tests/models/residual.brn", "residual", 0, 8, 0, NULL, NULL},
 		{"tests/models/residual.brn", "residual", 0, 3, 0, knobs, " knobs"},
 		{"tests/models/residual.brn", "residual", 1, 1, 1, NULL, NULL},
+		{"tests/models/mlp.brn", "mlp", 0, 5, 0, NULL, NULL},
+		{"tests/models/mlp.brn", "mlp", 0, 2, 1, NULL, NULL},
 		{"tests/models/fashion.brn", "fashion_cnn", 2, 2, 0, NULL, NULL},
 		{"tests/models/fashion.brn", "fashion_cnn", 8, 8, 0, knobs, " knobs"},
 	};
