@@ -195,5 +195,19 @@ cmds=$(grep -cE '^  (devices|bench|infer|train)( |$)' out.txt)
 check $? "--help lists devices, bench, infer and train" "$out"
 fails 2 "brnrun: unknown command 'frobnicate'" frobnicate
 
+# --- --device picks the OpenCL device of an OpenCL-target model -----------------------
+"$BRNC" "$MODEL" --mode infer --target opencl --shared -o tfcl 2>brnc.txt
+check $? "brnc --target opencl --shared builds tfcl.so" "$(cat brnc.txt)"
+brnrun bench tfcl.so --iters 2 --device cpu
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
+check $? "bench --device cpu runs on the CPU OpenCL device" "exit $rc: $out $err"
+brnrun bench tfcl.so --iters 2 --device nosuch
+case "$(sed -n 1p err.txt)" in
+"brnrun: tiny_fashion: no OpenCL device matches BRN_DEVICE=\"nosuch\"; devices: 0: "*) r=$rc ;;
+*) r=9 ;;
+esac
+[ "$r" = 1 ]
+check $? "--device nosuch: exit 1, no fallback, the devices listed" "exit $rc: $err"
+
 echo "1..$n"
 [ "$failed" = 0 ]

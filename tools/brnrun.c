@@ -54,7 +54,7 @@ static void usage(FILE *f)
 	for (int i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %s%s%s\n      %s\n", commands[i].name, *commands[i].args ? " " : "",
 		        commands[i].args, commands[i].help);
-	fprintf(f, "\noptions: --help, --version\n"
+	fprintf(f, "\noptions: --help, --version; --device D with any command (sets BRN_DEVICE)\n"
 	           "environment: BRN_DEVICE (index, cpu/gpu/accelerator, or name substring),\n"
 	           "  BRN_PROFILE=1 (per-kernel times at exit), BRN_NO_CACHE=1 (no program cache)\n");
 }
@@ -860,6 +860,17 @@ int main(int argc, char **argv)
 		printf("brnrun %s\n", BRNRT_VERSION);
 		return 0;
 	}
+	/* --device D, with any command, picks the OpenCL device of an
+	 * OpenCL-target model: it becomes BRN_DEVICE, which the runtime reads */
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--device") == 0) {
+			if (i + 1 >= argc)
+				return usage_error("--device needs a value (an index, cpu/gpu/accelerator or a name)");
+			setenv("BRN_DEVICE", argv[i + 1], 1);
+			memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 1) * sizeof *argv);
+			argc -= 2;
+			i--;
+		}
 	for (int i = 0; i < NCOMMANDS; i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
