@@ -592,11 +592,157 @@ static int wants_dx(const lower *L, int node)
 	return L->needs_grad[node] && x->op != BRN_OP_INPUT && x->op != BRN_OP_LABELS;
 }
 
+static void backward_conv(lower *L, const brn_node *n)
+{
+	const brn_graph *g = L->g;
+	int x = n->in[0];
+	if (wants_dx(L, x)) {
+		const int *xs = g->nodes[x].shape;
+		int tw = xs[3] < 64 ? xs[3] : 64, wt = (xs[3] + tw - 1) / tw;
+		kernel(L, "conv_bwd_data", n, "conv_bwd_data", (long)xs[1] * xs[2] * wt, 1);
+		conv_vars(L, n);
+		num(L, "TW", tw);
+		num(L, "WT", wt);
+		buf_var(L, "DY", L->gbuf[n->id]);
+		store_at(L, "STORE_DX", "DX", x, "o");
+	}
+	kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
+	conv_vars(L, n);
+	L->k->items = atol(brn_kernel_var(L->k, "WCOUNT")) + (n->bias ? n->out : 0);
+	num(L, "BIAS", n->bias ? slot_off(L, n->id, BRN_PARAM_BIAS) : 0);
+	num(L, "PARAMS", 0);
+	num(L, "MOMENTUM", L->p->momentum_off);
+	buf_var(L, "DY", L->gbuf[n->id]);
+}
+
+static void dense_sizes(lower *L, const brn_node *n)
+{
+	num(L, "IN", L->g->nodes[n->in[0]].shape[1]);
+	num(L, "OUT", n->out);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+}
+
+static void backward_dense(lower *L, const brn_node *n)
+{
+	int x = n->in[0], in = L->g->nodes[x].shape[1];
+	if (wants_dx(L, x)) {
+		kernel(L, "dense_bwd_data", n, "dense_bwd_data", in, 1);
+		dense_sizes(L, n);
+		buf_var(L, "DY", L->gbuf[n->id]);
+		store(L, "STORE_DX", "DX", x);
+	}
+	kernel(L, "dense_bwd_weight", n, "dense_bwd_weight", (long)n->out * in + (n->bias ? n->out : 0), 0);
+	dense_sizes(L, n);
+	num(L, "BIAS", n->bias ? slot_off(L, n->id, BRN_PARAM_BIAS) : 0);
+	num(L, "PARAMS", 0);
+	num(L, "MOMENTUM", L->p->momentum_off);
+	buf_var(L, "X", value_buf(L, x));
+	buf_var(L, "DY", L->gbuf[n->id]);
+}
+
+/* norm_bwd_stats, then norm_bwd_dx; stats: the node's [C][8] statistics. */
+static void backward_norm(lower *L, const brn_node *n, long stats)
+{
+	const brn_graph *g = L->g;
+	int i = n->id, x = n->in[0];
+	/* with its relu absorbed, the gradient arrives at the relu */
+	int out = i, relu = -1;
+	int next = L->p->fused ? sole_consumer(L, i) : -1;
+	if (next >= 0 && L->absorbed[next] && g->nodes[next].op == BRN_OP_RELU)
+		out = relu = next;
+	if (!L->gwritten[out])
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0)
+			kernel(L, "norm_bwd_stats", n, "norm_bwd_stats", n->shape[1], 0);
+		else if (wants_dx(L, x))
+			kernel(L, "norm_bwd_dx", n, "norm_bwd_dx", brn_shape_count(n->shape), 1);
+		else
+			return;
+		norm_common(L, n);
+		num(L, "STATS", stats);
+		num(L, "MGAMMA", slot_off(L, i, BRN_PARAM_GAMMA) + L->p->momentum_off);
+		num(L, "MBETA", slot_off(L, i, BRN_PARAM_BETA) + L->p->momentum_off);
+		buf_var(L, "DY", L->gbuf[out]);
+		var(L, "MASK", "");
+		if (relu >= 0) {
+			buf_var(L, "A", L->vbuf[relu]);
+			var(L, "MASK", "\t\t\tif (mem[@%d + %s] <= 0.0f)\n\t\t\t\tg = 0.0f;",
+			    L->vbuf[relu], pass == 0 ? "base + i" : "gid");
+		}
+		if (pass == 1)
+			store(L, "STORE_DX", "DX", x);
+	}
+}
+
+static void backward_softmax(lower *L, const brn_node *n)
+{
+	int x = n->in[0];
+	kernel(L, "softmax_bwd", n, "softmax_bwd", 1, 1);
+	num(L, "K", n->shape[1]);
+	buf_var(L, "Y", value_buf(L, n->id));
+	buf_var(L, "DY", L->gbuf[n->id]);
+	buf_var(L, "DX", grad_buf(L, x));
+	var(L, "STORE_DX", "mem[@%d + gid * %d + j] %s v;", L->gbuf[x], n->shape[1],
+	    L->gwritten[x] ? "+=" : "=");
+	L->gwritten[x] = 1;
+}
+
+static void backward_add(lower *L, const brn_node *n)
+{
+	kernel(L, "add_bwd", n, "add_bwd", brn_shape_count(n->shape), 1);
+	buf_var(L, "DY", L->gbuf[n->id]);
+	var(L, "MASK", "");
+	var(L, "MASK_NOTE", "");
+	static const char *const keys[2][2] = {{"STORE_DX", "DX"}, {"STORE_DX2", "DX2"}};
+	for (int k = 0; k < 2; k++) {
+		if (wants_dx(L, n->in[k]))
+			store(L, keys[k][0], keys[k][1], n->in[k]);
+		else
+			var(L, keys[k][0], "");
+	}
+}
+
+static void backward_pool(lower *L, const brn_node *n)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	if (n->op == BRN_OP_GLOBAL_AVGPOOL) {
+		kernel(L, "gap_bwd", n, "gap_bwd", brn_shape_count(x->shape), 1);
+		num(L, "HW", (long)x->shape[2] * x->shape[3]);
+	} else {
+		kernel(L, "pool_bwd", n, "pool_bwd", brn_shape_count(x->shape), 1);
+		shape_vars(L, x, n);
+		window_vars(L, n);
+		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
+		var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
+		buf_var(L, "X", value_buf(L, x->id));
+	}
+	buf_var(L, "DY", L->gbuf[n->id]);
+	store(L, "STORE_DX", "DX", x->id);
+}
+
+static void backward_flatten(lower *L, const brn_node *n)
+{
+	int i = n->id, x = n->in[0];
+	/* same memory: the gradient buffer is shared */
+	if (L->gbuf[x] < 0 && !L->gwritten[x]) {
+		L->gbuf[x] = L->gbuf[i];
+		L->gwritten[x] = 1;
+	} else if (wants_dx(L, x)) {
+		kernel(L, "eltwise", n, "flatten_bwd", brn_shape_count(n->shape), 1);
+		buf_var(L, "X", L->gbuf[i]);
+		buf_var(L, "Y", L->gbuf[x]);
+		var(L, "WHAT", "gradient of flatten, accumulated");
+		var(L, "EPILOGUE", "\t\t\tv += mem[@%d + gid];\n", L->gbuf[x]);
+	}
+}
+
+/* Backward kernels in reverse node order: every consumer of a node has
+ * written its share of the gradient before the node's own backward runs. */
 static void lower_backward(lower *L)
 {
 	const brn_graph *g = L->g;
-	brn_plan *p = L->p;
-	long stats = p->stats_off;
+	long stats = L->p->stats_off;
 	long *stats_at = brn_arena_alloc(L->a, (size_t)g->n * sizeof(long));
 	if (!stats_at) {
 		L->oom = 1;
@@ -614,87 +760,13 @@ static void lower_backward(lower *L)
 			continue;
 		int x = n->nin ? n->in[0] : -1;
 		switch (n->op) {
-		case BRN_OP_CONV:
-			if (wants_dx(L, x)) {
-				const int *xs = g->nodes[x].shape;
-				int tw = xs[3] < 64 ? xs[3] : 64, wt = (xs[3] + tw - 1) / tw;
-				kernel(L, "conv_bwd_data", n, "conv_bwd_data", (long)xs[1] * xs[2] * wt, 1);
-				conv_vars(L, n);
-				num(L, "TW", tw);
-				num(L, "WT", wt);
-				buf_var(L, "DY", L->gbuf[i]);
-				store_at(L, "STORE_DX", "DX", x, "o");
-			}
-			kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
-			conv_vars(L, n);
-			L->k->items = atol(brn_kernel_var(L->k, "WCOUNT")) + (n->bias ? n->out : 0);
-			num(L, "BIAS", n->bias ? slot_off(L, i, BRN_PARAM_BIAS) : 0);
-			num(L, "PARAMS", 0);
-			num(L, "MOMENTUM", p->momentum_off);
-			buf_var(L, "DY", L->gbuf[i]);
-			break;
-		case BRN_OP_DENSE:
-			if (wants_dx(L, x)) {
-				kernel(L, "dense_bwd_data", n, "dense_bwd_data", g->nodes[x].shape[1], 1);
-				num(L, "IN", g->nodes[x].shape[1]);
-				num(L, "OUT", n->out);
-				num(L, "WGT", slot_off(L, i, BRN_PARAM_WEIGHT));
-				buf_var(L, "DY", L->gbuf[i]);
-				store(L, "STORE_DX", "DX", x);
-			}
-			kernel(L, "dense_bwd_weight", n, "dense_bwd_weight", (long)n->out * g->nodes[x].shape[1] + (n->bias ? n->out : 0), 0);
-			num(L, "IN", g->nodes[x].shape[1]);
-			num(L, "OUT", n->out);
-			num(L, "WGT", slot_off(L, i, BRN_PARAM_WEIGHT));
-			num(L, "BIAS", n->bias ? slot_off(L, i, BRN_PARAM_BIAS) : 0);
-			num(L, "PARAMS", 0);
-			num(L, "MOMENTUM", p->momentum_off);
-			buf_var(L, "X", value_buf(L, x));
-			buf_var(L, "DY", L->gbuf[i]);
-			break;
+		case BRN_OP_CONV: backward_conv(L, n); break;
+		case BRN_OP_DENSE: backward_dense(L, n); break;
 		case BRN_OP_BATCH_NORM:
-		case BRN_OP_BATCH_RENORM: {
-			/* with its relu absorbed, the gradient arrives at the relu */
-			int out = i, relu = -1;
-			int next = p->fused ? sole_consumer(L, i) : -1;
-			if (next >= 0 && L->absorbed[next] && g->nodes[next].op == BRN_OP_RELU)
-				out = relu = next;
-			if (!L->gwritten[out])
-				break;
-			for (int pass = 0; pass < 2; pass++) {
-				if (pass == 0)
-					kernel(L, "norm_bwd_stats", n, "norm_bwd_stats", n->shape[1], 0);
-				else if (wants_dx(L, x))
-					kernel(L, "norm_bwd_dx", n, "norm_bwd_dx", brn_shape_count(n->shape), 1);
-				else
-					break;
-				norm_common(L, n);
-				num(L, "STATS", stats_at[i]);
-				num(L, "MGAMMA", slot_off(L, i, BRN_PARAM_GAMMA) + p->momentum_off);
-				num(L, "MBETA", slot_off(L, i, BRN_PARAM_BETA) + p->momentum_off);
-				buf_var(L, "DY", L->gbuf[out]);
-				var(L, "MASK", "");
-				if (relu >= 0) {
-					buf_var(L, "A", L->vbuf[relu]);
-					var(L, "MASK", "\t\t\tif (mem[@%d + %s] <= 0.0f)\n\t\t\t\tg = 0.0f;",
-					    L->vbuf[relu], pass == 0 ? "base + i" : "gid");
-				}
-				if (pass == 1)
-					store(L, "STORE_DX", "DX", x);
-			}
-			break;
-		}
+		case BRN_OP_BATCH_RENORM: backward_norm(L, n, stats_at[i]); break;
 		case BRN_OP_SOFTMAX:
-			if (!wants_dx(L, x))
-				break;
-			kernel(L, "softmax_bwd", n, "softmax_bwd", 1, 1);
-			num(L, "K", n->shape[1]);
-			buf_var(L, "Y", value_buf(L, i));
-			buf_var(L, "DY", L->gbuf[i]);
-			buf_var(L, "DX", grad_buf(L, x));
-			var(L, "STORE_DX", "mem[@%d + gid * %d + j] %s v;", L->gbuf[x], n->shape[1],
-			    L->gwritten[x] ? "+=" : "=");
-			L->gwritten[x] = 1;
+			if (wants_dx(L, x))
+				backward_softmax(L, n);
 			break;
 		case BRN_OP_RELU:
 			kernel(L, "relu_bwd", n, "relu_bwd", brn_shape_count(n->shape), 1);
@@ -702,54 +774,14 @@ static void lower_backward(lower *L)
 			buf_var(L, "DY", L->gbuf[i]);
 			store(L, "STORE_DX", "DX", x);
 			break;
-		case BRN_OP_ADD:
-			kernel(L, "add_bwd", n, "add_bwd", brn_shape_count(n->shape), 1);
-			buf_var(L, "DY", L->gbuf[i]);
-			var(L, "MASK", "");
-			var(L, "MASK_NOTE", "");
-			if (wants_dx(L, n->in[0]))
-				store(L, "STORE_DX", "DX", n->in[0]);
-			else
-				var(L, "STORE_DX", "");
-			if (wants_dx(L, n->in[1]))
-				store(L, "STORE_DX2", "DX2", n->in[1]);
-			else
-				var(L, "STORE_DX2", "");
-			break;
+		case BRN_OP_ADD: backward_add(L, n); break;
 		case BRN_OP_MAXPOOL:
 		case BRN_OP_AVGPOOL:
-			if (!wants_dx(L, x))
-				break;
-			kernel(L, "pool_bwd", n, "pool_bwd", brn_shape_count(g->nodes[x].shape), 1);
-			shape_vars(L, &g->nodes[x], n);
-			window_vars(L, n);
-			num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
-			var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
-			buf_var(L, "X", value_buf(L, x));
-			buf_var(L, "DY", L->gbuf[i]);
-			store(L, "STORE_DX", "DX", x);
-			break;
 		case BRN_OP_GLOBAL_AVGPOOL:
-			if (!wants_dx(L, x))
-				break;
-			kernel(L, "gap_bwd", n, "gap_bwd", brn_shape_count(g->nodes[x].shape), 1);
-			num(L, "HW", (long)g->nodes[x].shape[2] * g->nodes[x].shape[3]);
-			buf_var(L, "DY", L->gbuf[i]);
-			store(L, "STORE_DX", "DX", x);
+			if (wants_dx(L, x))
+				backward_pool(L, n);
 			break;
-		case BRN_OP_FLATTEN:
-			/* same memory: the gradient buffer is shared */
-			if (L->gbuf[x] < 0 && !L->gwritten[x]) {
-				L->gbuf[x] = L->gbuf[i];
-				L->gwritten[x] = 1;
-			} else if (wants_dx(L, x)) {
-				kernel(L, "eltwise", n, "flatten_bwd", brn_shape_count(n->shape), 1);
-				buf_var(L, "X", L->gbuf[i]);
-				buf_var(L, "Y", L->gbuf[x]);
-				var(L, "WHAT", "gradient of flatten, accumulated");
-				var(L, "EPILOGUE", "\t\t\tv += mem[@%d + gid];\n", L->gbuf[x]);
-			}
-			break;
+		case BRN_OP_FLATTEN: backward_flatten(L, n); break;
 		default:
 			break;
 		}
