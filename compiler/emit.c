@@ -373,6 +373,58 @@ static const char *schedule_expr(const brn_plan *p, const char *key)
 	return !strcmp(key, "R_MAX") ? "1.0f" : "0.0f";
 }
 
+/* The model's facts as host template variables: names, sizes, offsets. */
+static void model_vars(const brn_plan *p, const brn_emit_options *o, host_ctx *h)
+{
+	const brn_graph *g = p->g;
+	char upper[160];
+	snprintf(upper, sizeof upper, "%s", g->model);
+	for (char *c = upper; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
+	const brn_node *in = &g->nodes[g->input], *out = &g->nodes[p->out_node];
+	hset(h, "MODEL", "%s", g->model);
+	const char *slash = strrchr(o->base, '/');
+	hset(h, "HEADER", "%s.h", slash ? slash + 1 : o->base);
+	hset(h, "UPPER", "%s", upper);
+	hset(h, "GUARD", "%s_H", upper);
+	hset(h, "VERSION", "%s", BRNC_VERSION);
+	hset(h, "SOURCE", "%s", o->source);
+	hset(h, "COMMAND", "%s", o->command ? o->command : "brnc");
+	hset(h, "MODE", "%s", p->train ? "training and inference" : "inference");
+	hset(h, "TARGET", "%s", o->target);
+	hset(h, "BATCH", "%d", g->batch);
+	hset(h, "INPUT_SIZE", "%ld", brn_shape_count(in->shape));
+	hset(h, "INPUT_SHAPE", in->shape[2] == 1 && in->shape[3] == 1 ? "[%d]" : "[%d, %d, %d]",
+	     in->shape[1], in->shape[2], in->shape[3]);
+	hset(h, "OUTPUT_SIZE", "%ld", brn_shape_count(out->shape));
+	hset(h, "OUTPUT", "%s", out->name);
+	hset(h, "NKERNELS", "%d kernels per inference%s", p->nkernels[0], "");
+	if (p->train)
+		hset(h, "NKERNELS", "%d kernels per inference, %d per train step", p->nkernels[0], p->nkernels[1]);
+	hset(h, "MEM_FLOATS", "%ld", p->mem_floats);
+	hset(h, "PARAMS_FLOATS", "%ld", p->params_floats);
+	hset(h, "STATE_FLOATS", "%ld", p->params_floats * (p->train ? 2 : 1));
+	hset(h, "MOMENTUM_OFF", "%ld", p->momentum_off);
+	hset(h, "STATS_OFF", "%ld", p->stats_off);
+	hset(h, "INFER_IN_OFF", "%ld", p->in_off[0]);
+	hset(h, "INFER_OUT_OFF", "%ld", p->out_off);
+	hset(h, "TRAIN_IN_OFF", "%ld", p->in_off[1]);
+	hset(h, "LOSS_OFF", "%ld", p->loss_off);
+	hset(h, "CLASSES", "%d", g->labels >= 0 ? g->nodes[g->labels].classes : 0);
+	hset(h, "TRAINING", "%d", p->train);
+	hset(h, "FOLDED", "%d", p->weights_folded);
+	hset(h, "R_MAX", "%s", schedule_expr(p, "R_MAX"));
+	hset(h, "D_MAX", "%s", schedule_expr(p, "D_MAX"));
+	hset(h, "N_ALL_KERNELS", "%d", p->nkernels[0] + p->nkernels[1] + 1);
+	hset(h, "TRAIN_DEFINE", p->train ? "#define %s_TRAIN 1 /* has _train_step */\n" : "", upper);
+	hset(h, "FOLDED_DEFINE", p->weights_folded ? "#define %s_WEIGHTS_FOLDED 1 /* weights compiled in: open with NULL */\n" : "",
+	     upper);
+	hset(h, "TRAIN_DECL", p->train ?
+	     "/* one SGD step (momentum 0.9) on n examples; *loss: mean cross-entropy */\n"
+	     "int %s_train_step(%s *m, const float *x, const int32_t *y, int n, float lr, float *loss);" : "%s%s",
+	     p->train ? g->model : "", p->train ? g->model : "");
+}
+
 int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 {
 	const brn_graph *g = p->g;
@@ -380,11 +432,6 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 	int opencl = E.dl == &dialects[1];
 	host_ctx h = {0};
 	sbuf kernels = {0}, tables = {0}, slots = {0}, folded = {0}, cl = {0};
-	char upper[160];
-	snprintf(upper, sizeof upper, "%s", g->model);
-	for (char *c = upper; *c; c++)
-		*c = (char)toupper((unsigned char)*c);
-
 	for (int list = 0; list < 2; list++)
 		for (int i = 0; i < p->nkernels[list]; i++)
 			emit_kernel(&E, opencl ? &cl : &kernels, &p->kernels[list][i]);
@@ -392,48 +439,7 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 	launch_table(&E, &tables, 1);
 	slots_table(p, &slots);
 	folded_values(p, &folded);
-	const brn_node *in = &g->nodes[g->input], *out = &g->nodes[p->out_node];
-	hset(&h, "MODEL", "%s", g->model);
-	const char *slash = strrchr(o->base, '/');
-	hset(&h, "HEADER", "%s.h", slash ? slash + 1 : o->base);
-	hset(&h, "UPPER", "%s", upper);
-	hset(&h, "GUARD", "%s_H", upper);
-	hset(&h, "VERSION", "%s", BRNC_VERSION);
-	hset(&h, "SOURCE", "%s", o->source);
-	hset(&h, "COMMAND", "%s", o->command ? o->command : "brnc");
-	hset(&h, "MODE", "%s", p->train ? "training and inference" : "inference");
-	hset(&h, "TARGET", "%s", o->target);
-	hset(&h, "BATCH", "%d", g->batch);
-	hset(&h, "INPUT_SIZE", "%ld", brn_shape_count(in->shape));
-	hset(&h, "INPUT_SHAPE", in->shape[2] == 1 && in->shape[3] == 1 ? "[%d]" : "[%d, %d, %d]",
-	     in->shape[1], in->shape[2], in->shape[3]);
-	hset(&h, "OUTPUT_SIZE", "%ld", brn_shape_count(out->shape));
-	hset(&h, "OUTPUT", "%s", out->name);
-	hset(&h, "NKERNELS", "%d kernels per inference%s", p->nkernels[0], "");
-	if (p->train)
-		hset(&h, "NKERNELS", "%d kernels per inference, %d per train step", p->nkernels[0], p->nkernels[1]);
-	hset(&h, "MEM_FLOATS", "%ld", p->mem_floats);
-	hset(&h, "PARAMS_FLOATS", "%ld", p->params_floats);
-	hset(&h, "STATE_FLOATS", "%ld", p->params_floats * (p->train ? 2 : 1));
-	hset(&h, "MOMENTUM_OFF", "%ld", p->momentum_off);
-	hset(&h, "STATS_OFF", "%ld", p->stats_off);
-	hset(&h, "INFER_IN_OFF", "%ld", p->in_off[0]);
-	hset(&h, "INFER_OUT_OFF", "%ld", p->out_off);
-	hset(&h, "TRAIN_IN_OFF", "%ld", p->in_off[1]);
-	hset(&h, "LOSS_OFF", "%ld", p->loss_off);
-	hset(&h, "CLASSES", "%d", g->labels >= 0 ? g->nodes[g->labels].classes : 0);
-	hset(&h, "TRAINING", "%d", p->train);
-	hset(&h, "FOLDED", "%d", p->weights_folded);
-	hset(&h, "R_MAX", "%s", schedule_expr(p, "R_MAX"));
-	hset(&h, "D_MAX", "%s", schedule_expr(p, "D_MAX"));
-	hset(&h, "N_ALL_KERNELS", "%d", p->nkernels[0] + p->nkernels[1] + 1);
-	hset(&h, "TRAIN_DEFINE", p->train ? "#define %s_TRAIN 1 /* has _train_step */\n" : "", upper);
-	hset(&h, "FOLDED_DEFINE", p->weights_folded ? "#define %s_WEIGHTS_FOLDED 1 /* weights compiled in: open with NULL */\n" : "",
-	     upper);
-	hset(&h, "TRAIN_DECL", p->train ?
-	     "/* one SGD step (momentum 0.9) on n examples; *loss: mean cross-entropy */\n"
-	     "int %s_train_step(%s *m, const float *x, const int32_t *y, int n, float lr, float *loss);" : "%s%s",
-	     p->train ? g->model : "", p->train ? g->model : "");
+	model_vars(p, o, &h);
 	hset(&h, "DIALECT_INCLUDE", opencl ? "#include \"brnrt_cl.h\"" : "");
 	hown(&h, "TABLES", &tables);
 	hown(&h, "SLOTS", &slots);
