@@ -294,6 +294,14 @@ int main(int argc, char **argv)
 			step_folding();
 			count_kernels("tests/models/fashion.brn", 0, 5, 21);
 			count_kernels("tests/models/fashion.brn", 1, 9, 25);
+			count_kernels("tests/models/small_renorm.brn", 0, 2, 10);
+			count_kernels("tests/models/small_renorm.brn", 1, 4, 12);
+			count_kernels("tests/models/residual.brn", 0, 7, 39);
+			count_kernels("tests/models/residual.brn", 1, 16, 45);
+			count_kernels("tests/models/every_op.brn", 0, 12, 40);
+			count_kernels("tests/models/every_op.brn", 1, 18, 46);
+			count_kernels("tests/models/mlp.brn", 0, 4, 22);
+			count_kernels("tests/models/mlp.brn", 1, 9, 24);
 		}
 	}
 	cg_cleanup();
