@@ -124,7 +124,7 @@ check: tests-build
 	  exit $${PIPESTATUS[0]}
 
 test: deps
-	$(MAKE) check
+	@$(MAKE) --no-print-directory check
 
 asan: deps
 	$(MAKE) B=build/asan OPT=-O1 SAN='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' check
@@ -189,7 +189,7 @@ $(B)/fashion_train: $(EX_DIR)/train.c $(DEMO)/train/fashion_cnn.c $(B)/libbrnex.
 	$(CC) $(ALLCFLAGS) $(DEMO_OPT) -I$(EX_DIR) -I$(DEMO)/train $(EX_DIR)/train.c $(DEMO)/train/fashion_cnn.c $(EX_LINK) -o $@
 
 demo: deps
-	$(MAKE) demo-run
+	@$(MAKE) --no-print-directory demo-run
 
 demo-run: all $(B)/fashion_train
 	$(B)/fashion_train --steps $(DEMO_STEPS) --cosine --eval-every 5000 --ckpt $(DEMO)/fashion_cnn.safetensors --log $(DEMO)/train.csv
@@ -231,7 +231,7 @@ $(BENCH)/bench: bench/bench.c $(BENCH_MODELS:%=$(BENCH)/%.c) $(B)/libbrnrt.a
 	$(CC) $(ALLCFLAGS) $(BENCH_CFLAGS) -I$(BENCH) $(filter %.c,$^) $(B)/libbrnrt.a $(RT_LIBS) -ldnnl -o $@
 
 bench: deps
-	$(MAKE) bench-run
+	@$(MAKE) --no-print-directory bench-run
 
 bench-run: all $(BENCH)/bench
 	BRN_THREADS=$(BENCH_THREADS) OMP_NUM_THREADS=$(BENCH_THREADS) POCL_CPU_MAX_CU_COUNT=$(BENCH_THREADS) \
