@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -616,12 +617,17 @@ static void sync_dir(const char *path)
 	free(dir);
 }
 
+/* The temp name is unique per process, not per call: two threads saving to
+ * one path (separate models may run in separate threads) would truncate and
+ * rename each other's temp file, so a process writes one temp file at a time. */
+static pthread_mutex_t save_lock = PTHREAD_MUTEX_INITIALIZER;
+
 int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
                   int64_t step, brnrt_error *e)
 {
 	struct sbuf h = {0};
 	char *tmp = NULL;
-	int fd = -1, rc, err;
+	int fd = -1, rc, err, locked = 0;
 
 	if (!path)
 		return brnrt_errorf(e, BRN_EARG, "brnrt_st_save: path is NULL");
@@ -634,6 +640,7 @@ int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
 	}
 	snprintf(tmp, tmplen, "%s.tmp-%ld", path, (long)getpid());
 
+	locked = pthread_mutex_lock(&save_lock) == 0;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
 		rc = brnrt_errorf(e, BRN_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
@@ -665,6 +672,8 @@ fail:
 		close(fd);
 	unlink(tmp);
 done:
+	if (locked)
+		pthread_mutex_unlock(&save_lock);
 	free(tmp);
 	free(h.p);
 	return rc;

@@ -50,6 +50,7 @@ struct ${MODEL} {
 	float *host;          /* the state (C: the whole arena) */
 	const int32_t *labels;
 	int n;
+	int opened;           /* _open succeeded: other calls refuse the model until then */
 	long step;
 	float lr;
 	struct device dev;
@@ -75,7 +76,24 @@ static int fail(model *m, int code, const char *what)
 	return code;
 }
 
-int ${MODEL}_init_weights(model *m, uint64_t seed)
+/* A model whose _open failed may lack its memory, threads or device: the
+ * calls that use them refuse it, keeping the reason in the message. */
+static int check_model(model *m)
+{
+	static const char prefix[] = "the model did not open: ";
+	char why[sizeof m->err];
+	if (!m)
+		return BRN_EARG; /* no model to hold a message */
+	if (m->opened)
+		return 0;
+	if (strncmp(m->err, prefix, sizeof prefix - 1) != 0) {
+		memcpy(why, m->err, sizeof why);
+		snprintf(m->err, sizeof m->err, "%s%.990s", prefix, why);
+	}
+	return BRN_EARG;
+}
+
+static int init_weights(model *m, uint64_t seed)
 {
 	if (FOLDED)
 		return fail(m, BRN_EARG, "the weights are compiled into this model (brnc --weights)");
@@ -89,6 +107,12 @@ int ${MODEL}_init_weights(model *m, uint64_t seed)
 	}
 	m->step = 0;
 	return dev_write(m, 0, m->host, STATE_FLOATS);
+}
+
+int ${MODEL}_init_weights(model *m, uint64_t seed)
+{
+	int rc = check_model(m);
+	return rc ? rc : init_weights(m, seed);
 }
 
 /* The safetensors view of the state: every slot, then (training) the
@@ -131,6 +155,8 @@ static int load(model *m, const char *path)
 
 int ${MODEL}_open(model **out, const char *weights)
 {
+	if (!out)
+		return BRN_EARG;
 	*out = NULL;
 	model *m = calloc(1, sizeof *m);
 	if (!m)
@@ -144,7 +170,8 @@ int ${MODEL}_open(model **out, const char *weights)
 	else if (rc == 0 && weights)
 		rc = load(m, weights);
 	else if (rc == 0)
-		rc = ${MODEL}_init_weights(m, 1);
+		rc = init_weights(m, 1);
+	m->opened = rc == 0;
 	*out = m; /* even on failure, so the caller can read _error, then _close */
 	return rc;
 }
@@ -157,10 +184,18 @@ void ${MODEL}_close(model *m)
 	}
 }
 
-static int check_n(model *m, int n)
+/* The checks of _infer and _train_step, made before anything changes. */
+static int check_call(model *m, int n, const float *x, const void *io, const char *io_name)
 {
+	int rc = check_model(m);
+	if (rc)
+		return rc;
 	if (n < 1 || n > ${BATCH}) {
 		snprintf(m->err, sizeof m->err, "n = %d is outside 1..%d (the compiled batch)", n, ${BATCH});
+		return BRN_EARG;
+	}
+	if (!x || !io) {
+		snprintf(m->err, sizeof m->err, "%s is NULL", x ? io_name : "x");
 		return BRN_EARG;
 	}
 	return 0;
@@ -168,7 +203,7 @@ static int check_n(model *m, int n)
 
 int ${MODEL}_infer(model *m, const float *x, int n, float *out)
 {
-	int rc = check_n(m, n);
+	int rc = check_call(m, n, x, out, "out");
 	if (rc)
 		return rc;
 	m->n = n;
@@ -183,8 +218,8 @@ int ${MODEL}_save(model *m, const char *path)
 {
 	brnrt_st_tensor t[2 * N_SLOTS];
 	brnrt_error e;
-	int rc = dev_read(m, 0, m->host, STATE_FLOATS);
-	if (rc)
+	int rc = check_model(m);
+	if (rc || (rc = dev_read(m, 0, m->host, STATE_FLOATS)))
 		return rc;
 	int k = specs(m, t, 0);
 	rc = brnrt_st_save(path, t, k, m->step, &e);
@@ -193,12 +228,17 @@ int ${MODEL}_save(model *m, const char *path)
 
 int64_t ${MODEL}_step(const model *m)
 {
-	return m->step;
+	return m ? m->step : 0;
 }
 
 void ${MODEL}_schedule(const model *m, float *r_max, float *d_max)
 {
-	schedule_at(m->step, r_max, d_max);
+	float r, d;
+	schedule_at(m ? m->step : 0, &r, &d);
+	if (r_max)
+		*r_max = r;
+	if (d_max)
+		*d_max = d;
 }
 
 const char *${MODEL}_error(const model *m)

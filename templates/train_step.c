@@ -1,7 +1,7 @@
 
 int ${MODEL}_train_step(model *m, const float *x, const int32_t *y, int n, float lr, float *loss)
 {
-	int rc = check_n(m, n);
+	int rc = check_call(m, n, x, y, "y");
 	if (rc)
 		return rc;
 	for (int i = 0; i < n; i++)

@@ -6,6 +6,7 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -435,6 +436,57 @@ static void test_failed_saves(void)
 	ok(is_pattern(1) && step == 77, "with the old values and step");
 }
 
+/* Two threads (two models) save to one path at once: each save succeeds
+ * and the file is always one of them whole, never a mix. The temp name is
+ * per process, so without a lock the threads truncate and rename each
+ * other's temp file. */
+enum { RACE_FLOATS = 1 << 16, RACE_SAVES = 40 };
+
+struct racer {
+	const char *path;
+	float *data;
+	int failures;
+	char msg[1024];
+};
+
+static void *race_saves(void *p)
+{
+	struct racer *r = p;
+	brnrt_st_tensor t = {"w", 1, {RACE_FLOATS}, r->data, 0};
+	brnrt_error e = {{0}};
+	for (int i = 0; i < RACE_SAVES; i++)
+		if (brnrt_st_save(r->path, &t, 1, 0, &e) != BRN_OK && r->failures++ == 0)
+			snprintf(r->msg, sizeof r->msg, "%s", e.msg);
+	return NULL;
+}
+
+static void test_concurrent_saves(void)
+{
+	const char *path = at("race.safetensors");
+	static float a[RACE_FLOATS], b[RACE_FLOATS], got[RACE_FLOATS];
+	for (int i = 0; i < RACE_FLOATS; i++)
+		a[i] = 1.0f, b[i] = 2.0f;
+	struct racer ra = {path, a, 0, ""}, rb = {path, b, 0, ""};
+	pthread_t ta, tb;
+	int started = pthread_create(&ta, NULL, race_saves, &ra) == 0;
+	started += pthread_create(&tb, NULL, race_saves, &rb) == 0;
+	if (started == 2) {
+		pthread_join(ta, NULL);
+		pthread_join(tb, NULL);
+	}
+	if (ra.failures || rb.failures)
+		diag("%d + %d failed saves: %s%s", ra.failures, rb.failures, ra.msg, rb.msg);
+	ok(started == 2 && ra.failures == 0 && rb.failures == 0,
+	   "two threads save %d times each to one path: every save succeeds", RACE_SAVES);
+	brnrt_st_tensor t = {"w", 1, {RACE_FLOATS}, got, 0};
+	brnrt_error e = {{0}};
+	int rc = brnrt_st_load(path, &t, 1, NULL, NULL, &e);
+	int whole = rc == BRN_OK;
+	for (int i = 1; whole && i < RACE_FLOATS; i++)
+		whole = got[i] == got[0] && (got[0] == 1.0f || got[0] == 2.0f);
+	ok(whole, "the file left is one save whole (%s)", rc ? e.msg : "loads");
+}
+
 /* Python reads our file with json + struct + numpy + torch and writes one
  * in the reference writer's layout (sorted names, padded header) for us. */
 static const char *py_script =
@@ -513,6 +565,7 @@ int main(void)
 	test_rejections();
 	test_optional_and_suffix();
 	test_failed_saves();
+	test_concurrent_saves();
 	test_python();
 
 	char cmd[512];

@@ -52,5 +52,5 @@ static int dev_run(model *m, int list)
 
 const char *${MODEL}_device(const model *m)
 {
-	return m->dev.name;
+	return m ? m->dev.name : "(no model)";
 }

@@ -85,5 +85,5 @@ static int dev_run(model *m, int list)
 
 const char *${MODEL}_device(const model *m)
 {
-	return m->dev.cl ? brnrt_cl_info(m->dev.cl)->name : "(no OpenCL device)";
+	return !m ? "(no model)" : m->dev.cl ? brnrt_cl_info(m->dev.cl)->name : "(no OpenCL device)";
 }

@@ -1,0 +1,193 @@
+/* t_api: the generated API on bad arguments and failed calls, for the C
+ * target and (when a device is there) OpenCL: every refusal is a BRN_E*
+ * code with a message in _error and changes nothing; a model whose _open
+ * failed is refused by every call but _error and _close; nothing crashes. */
+#include "brnrt_cl.h"
+#include "codegen.h"
+
+#include <stdio.h>
+
+enum { BATCH = 4, IN = 50, OUT = 3 };
+
+static char dir_path[600];
+
+static const char *at(const char *name)
+{
+	static char paths[4][700];
+	static int next;
+	char *p = paths[next++ % 4];
+	snprintf(p, sizeof paths[0], "%s/%s", dir_path, name);
+	return p;
+}
+
+static int has(const char *msg, const char *part)
+{
+	if (msg && strstr(msg, part))
+		return 1;
+	diag("message '%s' lacks '%s'", msg ? msg : "(null)", part);
+	return 0;
+}
+
+/* The logits of a fixed batch, to see that a refused call changed nothing. */
+static int logits(api *a, void *m, float *out)
+{
+	float x[BATCH * IN];
+	for (int i = 0; i < BATCH * IN; i++)
+		x[i] = (float)((i * 7) % 11) * 0.1f - 0.5f;
+	return a->infer(m, x, BATCH, out);
+}
+
+static void bad_arguments(api *a, const char *t)
+{
+	void *m = a->m;
+	float x[BATCH * IN] = {0}, out[BATCH * OUT], before[BATCH * OUT], after[BATCH * OUT], loss;
+	int32_t y[BATCH] = {0, 1, 2, 0};
+
+	is_int(a->open(NULL, NULL), BRN_EARG, "%s: _open(NULL, ...) is BRN_EARG", t);
+	is_int(logits(a, m, before), 0, "%s: infer a full batch", t);
+	int ns[] = {0, -1, BATCH + 1};
+	for (int i = 0; i < 3; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "n = %d is outside 1..%d", ns[i], BATCH);
+		ok(a->infer(m, x, ns[i], out) == BRN_EARG && has(a->error(m), want),
+		   "%s: infer with n = %d is BRN_EARG: %s", t, ns[i], a->error(m));
+		ok(a->train_step(m, x, y, ns[i], 0.1f, &loss) == BRN_EARG && has(a->error(m), want),
+		   "%s: train_step with n = %d is BRN_EARG", t, ns[i]);
+	}
+	ok(a->infer(m, NULL, 1, out) == BRN_EARG && has(a->error(m), "x is NULL"),
+	   "%s: infer with x NULL is BRN_EARG: %s", t, a->error(m));
+	ok(a->infer(m, x, 1, NULL) == BRN_EARG && has(a->error(m), "out is NULL"),
+	   "%s: infer with out NULL is BRN_EARG: %s", t, a->error(m));
+	ok(a->train_step(m, NULL, y, 1, 0.1f, &loss) == BRN_EARG && has(a->error(m), "x is NULL"),
+	   "%s: train_step with x NULL is BRN_EARG", t);
+	ok(a->train_step(m, x, NULL, 1, 0.1f, &loss) == BRN_EARG && has(a->error(m), "y is NULL"),
+	   "%s: train_step with y NULL is BRN_EARG: %s", t, a->error(m));
+	int32_t bad[BATCH] = {0, 3, 0, 0}, neg[BATCH] = {-1, 0, 0, 0};
+	ok(a->train_step(m, x, bad, BATCH, 0.1f, &loss) == BRN_EARG &&
+	   has(a->error(m), "label 3 of example 1 is out of range 0..2"),
+	   "%s: a label past the classes is BRN_EARG: %s", t, a->error(m));
+	ok(a->train_step(m, x, neg, BATCH, 0.1f, &loss) == BRN_EARG &&
+	   has(a->error(m), "label -1 of example 0"), "%s: a negative label is BRN_EARG", t);
+	/* a label past n is not looked at */
+	bad[0] = 1;
+	is_int(logits(a, m, after), 0, "%s: infer again", t);
+	ok(!memcmp(before, after, sizeof before) && a->step(m) == 0,
+	   "%s: the refused calls changed nothing (step %lld)", t, (long long)a->step(m));
+	is_int(a->train_step(m, x, bad, 1, 0.1f, NULL), 0, "%s: loss may be NULL; labels past n are unread", t);
+	is_int((int)a->step(m), 1, "%s: one step taken", t);
+
+	/* a save that fails leaves the model training and saving */
+	ok(a->save(m, at("no/such/dir/w.safetensors")) == BRN_EIO && has(a->error(m), "cannot create"),
+	   "%s: save into a missing directory is BRN_EIO: %s", t, a->error(m));
+	ok(a->save(m, NULL) == BRN_EARG && has(a->error(m), "NULL"), "%s: save to NULL is BRN_EARG", t);
+	is_int(a->train_step(m, x, y, BATCH, 0.1f, &loss), 0, "%s: training goes on after a failed save", t);
+	is_int(a->save(m, at("ok.safetensors")), 0, "%s: and the next save works", t);
+	void *m2 = NULL;
+	is_int(a->open(&m2, at("ok.safetensors")), 0, "%s: the checkpoint opens", t);
+	is_int((int)a->step(m2), 2, "%s: at step 2", t);
+	a->close(m2);
+}
+
+static void null_model(api *a, const char *t)
+{
+	float x[IN] = {0}, out[OUT], r = 0, d = 0;
+	int32_t y[1] = {0};
+	int (*init_weights)(void *, uint64_t) = (int (*)(void *, uint64_t))dlsym(a->lib, "small_renorm_init_weights");
+	is_int(a->infer(NULL, x, 1, out), BRN_EARG, "%s: infer(NULL model) is BRN_EARG", t);
+	is_int(a->train_step(NULL, x, y, 1, 0.1f, NULL), BRN_EARG, "%s: train_step(NULL model) is BRN_EARG", t);
+	is_int(a->save(NULL, at("null.safetensors")), BRN_EARG, "%s: save(NULL model) is BRN_EARG", t);
+	is_int(init_weights ? init_weights(NULL, 1) : 1, BRN_EARG, "%s: init_weights(NULL model) is BRN_EARG", t);
+	a->schedule(NULL, &r, &d);
+	a->schedule(a->m, NULL, NULL);
+	ok(a->step(NULL) == 0 && a->error(NULL) && a->device(NULL) && r == 1.0f,
+	   "%s: step, schedule, error and device take a NULL model", t);
+	a->close(NULL);
+	ok(1, "%s: close(NULL) is a no-op", t);
+}
+
+/* _open fails at three depths; the model must be closable and refused. */
+static void failed_opens(api *a, const char *t, int opencl)
+{
+	int (*init_weights)(void *, uint64_t) = (int (*)(void *, uint64_t))dlsym(a->lib, "small_renorm_init_weights");
+	float x[IN] = {0}, out[OUT];
+	int32_t y[1] = {0};
+
+	/* the checkpoint of another model */
+	static float w[6];
+	brnrt_st_tensor other = {"other.weight", 2, {2, 3}, w, 0};
+	brnrt_error e;
+	const char *path = at("other.safetensors");
+	if (brnrt_st_save(path, &other, 1, 5, &e))
+		diag("save %s: %s", path, e.msg);
+	struct {
+		const char *what, *weights, *env, *value, *msg;
+		int rc;
+	} cases[] = {
+		{"a missing file", at("missing.safetensors"), NULL, NULL, "cannot open", BRN_EIO},
+		{"another model's checkpoint", path, NULL, NULL, "'other.weight'", BRN_EMISMATCH},
+		{"no threads", NULL, "BRN_THREADS", "0", "BRN_THREADS", BRN_EARG},
+		{"no such device", NULL, "BRN_DEVICE", "no-such-device", "no-such-device", BRN_ENODEV},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if (cases[i].env && (strcmp(cases[i].env, "BRN_DEVICE") == 0) != opencl)
+			continue;
+		if (cases[i].env)
+			setenv(cases[i].env, cases[i].value, 1);
+		void *m = NULL;
+		int rc = a->open(&m, cases[i].weights);
+		if (cases[i].env)
+			unsetenv(cases[i].env);
+		ok(rc == cases[i].rc && m && has(a->error(m), cases[i].msg), "%s: open with %s is %s: %s", t,
+		   cases[i].what, brnrt_strerror(cases[i].rc), m ? a->error(m) : "(no model)");
+		if (!m)
+			continue;
+		ok(a->infer(m, x, 1, out) == BRN_EARG && has(a->error(m), "did not open") &&
+		   has(a->error(m), cases[i].msg),
+		   "%s: infer on it is BRN_EARG naming why: %s", t, a->error(m));
+		ok(a->train_step(m, x, y, 1, 0.1f, NULL) == BRN_EARG && a->save(m, at("x.safetensors")) == BRN_EARG &&
+		   (!init_weights || init_weights(m, 1) == BRN_EARG),
+		   "%s: so are train_step, save and init_weights", t);
+		ok(access(at("x.safetensors"), F_OK) != 0, "%s: nothing saved", t);
+		const char *first = strstr(a->error(m), "did not open");
+		ok(first && !strstr(first + 1, "did not open"), "%s: the message does not grow with each refusal",
+		   t);
+		a->close(m);
+		ok(1, "%s: and it closes", t);
+	}
+}
+
+static void run_target(const char *target)
+{
+	api a;
+	char tag[64];
+	snprintf(tag, sizeof tag, "api_%s", target);
+	if (cg_build(&a, "tests/models/small_renorm.brn", "small_renorm", tag, target, "train", BATCH, 0, NULL) ||
+	    a.open(&a.m, NULL)) {
+		ok(0, "%s: builds and opens (%s)", target, a.m ? a.error(a.m) : "");
+		cg_unload(&a);
+		return;
+	}
+	bad_arguments(&a, target);
+	null_model(&a, target);
+	failed_opens(&a, target, !strcmp(target, "opencl"));
+	cg_unload(&a);
+}
+
+int main(void)
+{
+	(void)cg_compare_state; /* codegen.h's numeric helpers: not needed here */
+	(void)cg_uniform;
+	snprintf(dir_path, sizeof dir_path, "%s", cg_tmpdir());
+	unsetenv("BRN_THREADS");
+	unsetenv("BRN_DEVICE");
+	run_target("c");
+	brnrt_cl_device d;
+	int count = 0;
+	brnrt_error e;
+	if (brnrt_cl_list(&d, 1, &count, &e) == BRN_OK && count > 0)
+		run_target("opencl");
+	else
+		ok(1, "opencl # SKIP no OpenCL device: %s", e.msg);
+	cg_cleanup();
+	return done_testing();
+}
