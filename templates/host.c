@@ -51,7 +51,7 @@ struct ${MODEL} {
 	const int32_t *labels;
 	int n;
 	int opened;           /* _open succeeded: other calls refuse the model until then */
-	long step;
+	int64_t step;         /* training steps taken */
 	float lr;
 	struct device dev;
 	char err[1024];
@@ -63,7 +63,7 @@ ${TABLES}
 ${DEVICE_FUNCS}
 ${FOLDED_VALUES}
 /* r_max(t) and d_max(t) of the schedule, as the kernels compute them */
-static void schedule_at(long step, float *r_max, float *d_max)
+static void schedule_at(int64_t step, float *r_max, float *d_max)
 {
 	(void)step;
 	*r_max = ${R_MAX};
@@ -149,7 +149,7 @@ static int load(model *m, const char *path)
 	int rc = brnrt_st_load(path, t, k, TRAINING ? NULL : ".momentum", &step, &e);
 	if (rc)
 		return fail(m, rc, e.msg);
-	m->step = (long)step;
+	m->step = step;
 	return dev_write(m, 0, m->host, STATE_FLOATS);
 }
 

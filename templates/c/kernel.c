@@ -1,5 +1,5 @@
 /* $COMMENT */
-static void $NAME(float *restrict mem, const int32_t *restrict labels, int n, long step, float lr, long gid)
+static void $NAME(float *restrict mem, const int32_t *restrict labels, int n, int64_t step, float lr, long gid)
 {
 	(void)labels; (void)n; (void)step; (void)lr;
 $BODY
