@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tap import done, ok  # tests/tap.py, beside this script
+
 torch.set_default_dtype(torch.float64)
 
 BUILD = os.path.abspath(os.environ.get("BRN_BUILD", "build"))
@@ -119,18 +121,6 @@ int main(int argc, char **argv)
 }
 """
 
-n_test = 0
-failed = 0
-
-
-def ok(cond, what, detail=""):
-    global n_test, failed
-    n_test += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_test, what))
-    if not cond:
-        failed += 1
-        sys.stderr.write("#   Failed test %d: %s\n#   %s\n" % (n_test, what, detail))
-    sys.stdout.flush()
 
 
 def worst(got, want, atol, rtol):
@@ -391,8 +381,7 @@ def main():
         check_infer(tmp, gen)
         for n in (BATCH, 3):
             check_train(tmp, gen, n)
-    print("1..%d" % n_test)
-    return 1 if failed or n_test == 0 else 0
+    return done()
 
 
 if __name__ == "__main__":

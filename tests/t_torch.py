@@ -17,24 +17,14 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
+from tap import done, ok  # tests/tap.py, beside this script
+
 torch.set_default_dtype(torch.float64)
 
 BUILD = os.environ.get("BRN_BUILD", "build")
 DUMP = os.path.join(BUILD, "tests", "interp_dump")
 RTOL, ATOL = 1e-6, 1e-10
 
-n_test = 0
-failed = 0
-
-
-def ok(cond, what, detail=""):
-    global n_test, failed
-    n_test += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (n_test, what))
-    if not cond:
-        failed += 1
-        sys.stderr.write("#   Failed test %d: %s\n#   %s\n" % (n_test, what, detail))
-    sys.stdout.flush()
 
 
 def close(got, want, what):
@@ -338,8 +328,7 @@ def main():
             totals[1] += cu[1]
     ok(totals[0] > 0 and totals[1] > 0,
        "r is clipped on some channels (%d) and not on others (%d)" % tuple(totals))
-    print("1..%d" % n_test)
-    return 1 if failed or n_test == 0 else 0
+    return done()
 
 
 if __name__ == "__main__":
