@@ -18,6 +18,7 @@
 #include "brnrt.h"
 #include "brnrt_cl.h"
 #include "idx.h"
+#include "progress.h"
 #include "sampler.h"
 
 typedef struct command {
@@ -640,43 +641,6 @@ static void on_sigint(int sig)
 	signal(sig, SIG_DFL); /* a second Ctrl-C ends the program at once */
 }
 
-/* The progress bar on stderr: redrawn in place on a terminal, else one line
- * per 5% of the run. loss is a moving average. */
-typedef struct progress {
-	int tty;
-	long long first, total, last_line;
-	double t0, last_draw;
-} progress;
-
-static void progress_draw(progress *p, const model_api *api, void *m, long long step,
-                          double loss, int batch)
-{
-	char bar[21];
-	double t = now_ms() / 1e3, rate, eta;
-	float r_max = 0, d_max = 0;
-	int filled = p->total ? (int)(20 * step / p->total) : 20;
-
-	if (p->tty && step < p->total && t - p->last_draw < 0.1)
-		return;
-	if (!p->tty && step < p->total && step - p->last_line < (p->total + 19) / 20)
-		return;
-	p->last_draw = t;
-	p->last_line = step;
-	for (int i = 0; i < 20; i++)
-		bar[i] = i < filled ? '=' : ' ';
-	bar[20] = 0;
-	rate = (double)(step - p->first) / fmax(t - p->t0, 1e-9);
-	eta = rate > 0 ? (double)(p->total - step) / rate : 0;
-	if (api->schedule)
-		api->schedule(m, &r_max, &d_max);
-	fprintf(stderr,
-	        "%s%7lld/%lld [%s] loss %.4f r_max %.3g d_max %.3g %6.0f ex/s ETA %d:%02d:%02d%s",
-	        p->tty ? "\r" : "", step, p->total, bar, loss, r_max, d_max, rate * batch,
-	        (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60, p->tty ? "\033[K" : "\n");
-	if (p->tty && step == p->total)
-		fputc('\n', stderr);
-}
-
 /* The split's images file exists, gzipped or not. */
 static int has_split(const char *dir, const char *split)
 {
@@ -779,8 +743,8 @@ static int cmd_train(int argc, char **argv)
 	        "brnrun: training %s on %s, %s, %d examples, batch %d, lr %g, steps %lld..%lld\n",
 	        api.name, dir, api.device ? api.device(m) : "?", train.n, batch, o.lr, step, o.steps);
 
-	progress p = {.tty = isatty(2), .first = step, .total = o.steps, .last_line = step,
-	              .t0 = now_ms() / 1e3};
+	progress p;
+	progress_start(&p, 0, step, o.steps);
 	interrupted = 0;
 	signal(SIGINT, on_sigint);
 	for (; step < o.steps && !interrupted; step++, run++) {
@@ -800,7 +764,10 @@ static int cmd_train(int argc, char **argv)
 			goto done;
 		}
 		ema = run ? 0.95 * ema + 0.05 * loss : loss;
-		progress_draw(&p, &api, m, step + 1, ema, batch);
+		float r_max = 0, d_max = 0;
+		if (api.schedule)
+			api.schedule(m, &r_max, &d_max);
+		progress_draw(&p, step + 1, ema, batch, r_max, d_max);
 		if (o.ckpt_every && (step + 1) % o.ckpt_every == 0 && step + 1 < o.steps &&
 		    (rc = save(&api, m, o.ckpt)) != 0)
 			goto done;

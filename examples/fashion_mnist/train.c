@@ -14,11 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "fashion_cnn.h"
 #include "idx.h"
+#include "progress.h"
 #include "sampler.h"
 
 #ifndef FASHION_CNN_TRAIN
@@ -153,13 +152,6 @@ static void parse_args(int argc, char **argv, options *o)
 		usage_error("%s needs --ckpt PATH", "--ckpt-every");
 }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Fraction of the test set classified correctly, with moving statistics. */
 static int evaluate(fashion_cnn *m, const idx_set *test, double *acc)
 {
@@ -174,55 +166,6 @@ static int evaluate(fashion_cnn *m, const idx_set *test, double *acc)
 	}
 	*acc = (double)correct / test->n;
 	return 0;
-}
-
-/* The progress bar: redrawn in place on a terminal, else one line per 5%. */
-typedef struct progress {
-	int tty, quiet;
-	int64_t first, total, last_line;
-	double t0, last_draw, paused; /* paused: seconds spent evaluating */
-} progress;
-
-static void progress_draw(progress *p, fashion_cnn *m, int64_t step, double loss, long batch)
-{
-	char bar[21];
-	double t = now(), rate, eta;
-	float r_max, d_max;
-	int filled = p->total ? (int)(20 * step / p->total) : 20;
-
-	if (p->quiet)
-		return;
-	if (p->tty && step < p->total && t - p->last_draw < 0.1)
-		return;
-	if (!p->tty && step < p->total && (step - p->last_line) < (p->total + 19) / 20)
-		return;
-	p->last_draw = t;
-	p->last_line = step;
-	for (int i = 0; i < 20; i++)
-		bar[i] = i < filled ? '=' : ' ';
-	bar[20] = 0;
-	rate = (step - p->first) / fmax(t - p->t0 - p->paused, 1e-9);
-	eta = rate > 0 ? (p->total - step) / rate : 0;
-	fashion_cnn_schedule(m, &r_max, &d_max);
-	fprintf(stderr, "%s%7lld/%lld [%s] loss %.4f r_max %.3g d_max %.3g %6.0f ex/s ETA %d:%02d:%02d%s",
-		p->tty ? "\r" : "", (long long)step, (long long)p->total, bar, loss, r_max, d_max,
-		rate * batch, (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60,
-		p->tty ? "\033[K" : "\n");
-	if (p->tty && step == p->total)
-		fputc('\n', stderr);
-}
-
-/* A message between redraws starts on a clean line. */
-static void progress_say(const progress *p, const char *fmt, ...)
-{
-	va_list ap;
-	if (p->quiet)
-		return;
-	if (p->tty)
-		fputs("\r\033[K", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 }
 
 static FILE *open_log(const options *o)
@@ -303,8 +246,7 @@ int main(int argc, char **argv)
 			o.kind == SAMPLER_IID ? "iid" : "noniid", o.lr, (long long)step, o.steps);
 
 	signal(SIGINT, on_sigint);
-	p = (progress){.tty = isatty(2), .quiet = o.quiet, .first = step, .total = o.steps,
-		       .last_line = step, .t0 = now()};
+	progress_start(&p, o.quiet, step, o.steps);
 	for (; step < o.steps && !interrupted; step++) {
 		float loss;
 		sampler_batch(&s, step, idx);
@@ -324,12 +266,14 @@ int main(int argc, char **argv)
 		}
 		loss_sum += loss;
 		loss_n++;
-		progress_draw(&p, m, step + 1, loss_sum / loss_n, o.batch);
+		float r_max, d_max;
+		fashion_cnn_schedule(m, &r_max, &d_max);
+		progress_draw(&p, step + 1, loss_sum / loss_n, o.batch, r_max, d_max);
 		if (o.eval_every && (step + 1) % o.eval_every == 0 && step + 1 < o.steps) {
-			double t = now();
+			double t = progress_now();
 			if (evaluate(m, &test, &acc))
 				return die(m, "infer");
-			p.paused += now() - t;
+			p.paused += progress_now() - t;
 			progress_say(&p, "step %lld: loss %.4f, test accuracy %.4f\n",
 				     (long long)step + 1, loss_sum / loss_n, acc);
 			log_line(log, step + 1, loss_sum / loss_n, acc);
@@ -343,7 +287,7 @@ int main(int argc, char **argv)
 	if (o.ckpt && step > p.first && fashion_cnn_save(m, o.ckpt))
 		return die(m, o.ckpt);
 	if (interrupted) {
-		progress_say(&p, "");
+		progress_say(&p, "%s", ""); /* end the bar's line */
 		fprintf(stderr, "train: interrupted at step %lld", (long long)step);
 		if (o.ckpt)
 			fprintf(stderr, "; saved %s, continue with --resume %s", o.ckpt, o.ckpt);
