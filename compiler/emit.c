@@ -69,7 +69,7 @@ typedef struct dialect {
 } dialect;
 
 static const dialect dialects[] = {
-	{"c", "c/kernel.c", "#pragma GCC unroll %d", "\t{%s_range, %ldL, %d},\n"},
+	{"c", "c/kernel.c", "#pragma GCC unroll %d", "\t{%s_range, %ldL, %d, %d, \"%s\"},\n"},
 	{"opencl", "opencl/kernel.cl", "#pragma unroll %d", "\t{\"%s\", %ldL, %d, %d},\n"},
 };
 
@@ -238,9 +238,9 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 {
 	const char *range = brn_template_find("c/whole/isa_range.c");
 	const char *obg = brn_kernel_var(k, "OBG");
-	if (!range || !obg) {
+	if (!range) {
 		if (!E->failed)
-			brn_diag_error(E->d, "", 0, 0, "internal error: no template c/whole/isa_range.c or $OBG");
+			brn_diag_error(E->d, "", 0, 0, "internal error: no template c/whole/isa_range.c");
 		E->failed = 1;
 		return;
 	}
@@ -249,7 +249,7 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 	          "#pragma GCC optimize(\"fp-contract=fast\")\n#endif\n#if BRN_X86\n");
 	for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
 		isa_ctx c = {{E, k, NULL, "", ""}, &isas[i], "", "", "", ""};
-		int ob = atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
+		int ob = obg && atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
 		snprintf(c.vl, sizeof c.vl, "%d", isas[i].vl);
 		snprintf(c.nv, sizeof c.nv, "%d", 16 / isas[i].vl);
 		snprintf(c.ob, sizeof c.ob, "%d", ob);
@@ -389,7 +389,7 @@ static void launch_table(emitter *E, sbuf *out, int list)
 		const brn_kernel *k = &p->kernels[list][i];
 		int local;
 		long items = kernel_items(E, k, &local);
-		printf_(out, E->dl->launch, k->name, items, k->per_example, local);
+		printf_(out, E->dl->launch, k->name, items, k->per_example, local, k->name);
 	}
 	printf_(out, "\t{0}\n};\n\n");
 }

@@ -410,6 +410,48 @@ static void conv16(lower *L, const brn_node *n, int flip)
 	L->k->items = (long)(kb / obg) * out->shape[2];
 }
 
+/* dL/dw and dL/db of a groups-1 conv: conv_dy16 blocks dL/dy by 16
+ * channels, then conv16_wgrad keeps a 16-channel x ICS-input x KW-tap
+ * gradient tile in registers (ICS: up to 16 input channels, as many as
+ * divide C with at most 16 accumulators) and applies the SGD step. */
+static void conv16_wgrad(lower *L, const brn_node *n)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	int c = x->shape[1], kh = n->kernel[0], kw = n->kernel[1], oh = n->shape[2], ow = n->shape[3];
+	int kb = (n->out + 15) / 16, ics = 16;
+	while (ics > 1 && (c % ics || ics * kw > 16))
+		ics /= 2;
+	int sw = n->stride[1], pw = n->pad[1], w = x->shape[3];
+	int olo = (pw + sw - 1) / sw, ohi = (w - kw + 1 + pw + sw - 1) / sw;
+	olo = olo < ow ? olo : ow;
+	ohi = ohi < olo ? olo : ohi > ow ? ow : ohi;
+	int dyb = new_buf(L, brn_arena_printf(L->a, "d%s.blocked", n->name), (long)L->g->batch * kb * 16 * oh * ow);
+	kernel(L, "conv_dy16", n, "conv_dy16", (long)kb * oh, 1);
+	num(L, "K", n->out);
+	num(L, "KB", kb);
+	num(L, "OH", oh);
+	num(L, "OW", ow);
+	buf_var(L, "DY", L->gbuf[n->id]);
+	buf_var(L, "DYB", dyb);
+
+	kernel(L, "conv16_wgrad", n, "conv_bwd_weight", 0, 0);
+	shape_vars(L, x, n);
+	window_vars(L, n);
+	num(L, "KB", kb);
+	num(L, "ICS", ics);
+	num(L, "CGS", c / ics);
+	num(L, "WITEMS", (long)kb * (c / ics) * kh);
+	num(L, "OLO", olo);
+	num(L, "OHI", ohi);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	num(L, "BIAS", n->bias ? slot_off(L, n->id, BRN_PARAM_BIAS) : 0);
+	num(L, "PARAMS", 0);
+	num(L, "MOMENTUM", L->p->momentum_off);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	buf_var(L, "DYB", dyb);
+	L->k->items = (long)kb * (c / ics) * kh + (n->bias ? kb : 0);
+}
+
 static void lower_conv(lower *L, const brn_node *n)
 {
 	epilogue e = {""};
@@ -670,6 +712,10 @@ static void backward_conv(lower *L, const brn_node *n)
 		num(L, "WT", wt);
 		buf_var(L, "DY", L->gbuf[n->id]);
 		store_at(L, "STORE_DX", "DX", x, "o");
+	}
+	if (conv16_fits(n, 0)) {
+		conv16_wgrad(L, n);
+		return;
 	}
 	kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
 	conv_vars(L, n);
