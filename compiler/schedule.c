@@ -4,6 +4,7 @@
 #include "schedule.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +70,11 @@ double brn_piecewise_eval(const brn_piecewise *p, double t)
 	}
 	double f = (t - p->t[lo]) / (p->t[hi] - p->t[lo]);
 	return p->v[lo] + f * (p->v[hi] - p->v[lo]);
+}
+
+int brn_is_float(double v)
+{
+	return v == 0 || (fabs(v) >= FLT_MIN && fabs(v) <= FLT_MAX);
 }
 
 void brn_piecewise_constant(brn_piecewise *p, double v)
@@ -205,6 +211,25 @@ static double finite_arg(lua_State *L, int i, const char *fn, const char *what)
 	return lua_tonumber(L, i);
 }
 
+/* Breakpoints are steps: whole numbers, and within 2^53 so that every one
+ * is exact in a double and in the generated code's int64_t step. */
+#define STEP_MAX 9007199254740992.0
+#define STEP_MAX_TEXT "2^53"
+
+static int is_step(double t)
+{
+	return t == floor(t) && fabs(t) <= STEP_MAX;
+}
+
+static double step_arg(lua_State *L, int i, const char *fn, const char *what)
+{
+	double t = finite_arg(L, i, fn, what);
+	if (!is_step(t))
+		helper_error(L, "%s: %s must be a whole step with |%s| <= " STEP_MAX_TEXT " (got %.15g)", fn,
+		             what, what, t);
+	return t;
+}
+
 static brn_piecewise *new_pw(lua_State *L)
 {
 	pw_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
@@ -225,7 +250,7 @@ static int l_constant(lua_State *L)
 
 static int l_ramp(lua_State *L)
 {
-	double t0 = finite_arg(L, 1, "ramp", "t0"), t1 = finite_arg(L, 2, "ramp", "t1");
+	double t0 = step_arg(L, 1, "ramp", "t0"), t1 = step_arg(L, 2, "ramp", "t1");
 	double v0 = finite_arg(L, 3, "ramp", "v0"), v1 = finite_arg(L, 4, "ramp", "v1");
 	if (!(t1 > t0))
 		return helper_error(L, "ramp: t1 (%g) must be greater than t0 (%g)", t1, t0);
@@ -263,6 +288,9 @@ static int l_piecewise(lua_State *L)
 		if (!pair)
 			return luaL_error(L, "piecewise: breakpoint %d must be a pair {t, v} of finite numbers",
 			                  i + 1);
+		if (!is_step(p->t[i]))
+			return helper_error(L, "piecewise: breakpoint %d has t=%.15g; t must be a whole step "
+			                    "with |t| <= " STEP_MAX_TEXT, i + 1, p->t[i]);
 		if (i > 0 && !(p->t[i] > p->t[i - 1]))
 			return helper_error(L, "piecewise: t must be strictly increasing (breakpoint %d has t=%g after t=%g)",
 			                  i + 1, p->t[i], p->t[i - 1]);
@@ -416,6 +444,25 @@ static void fit_function(ctx *c, int fn, const char *name, int line, double lo,
 
 /* ---- reading what the script returned ---------------------------------- */
 
+/* The generated code computes v[i-1] + (step - t[i-1]) * slope in float:
+ * every value and slope must be a float literal that means what it says. */
+static void check_float(ctx *c, const char *name, int line, const brn_piecewise *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		double v = p->v[i];
+		if (fabs(v) > FLT_MAX)
+			fail(c->L, line, "%s must be <= %g, the largest float (is %g at t=%g)", name, FLT_MAX, v,
+			     p->t[i]);
+		if (!brn_is_float(v))
+			fail(c->L, line, "%s must be 0 or >= %g, the smallest normal float (is %g at t=%g)", name,
+			     FLT_MIN, v, p->t[i]);
+		double slope = i ? (v - p->v[i - 1]) / (p->t[i] - p->t[i - 1]) : 0;
+		if (!brn_is_float(slope))
+			fail(c->L, line, "%s: slope %g from t=%g to t=%g is not a float (0 or %g to %g in magnitude)",
+			     name, slope, p->t[i - 1], p->t[i], FLT_MIN, FLT_MAX);
+	}
+}
+
 /* Reads field name of the table at index 1 into p. */
 static void get_schedule(ctx *c, const char *name, double lo, brn_piecewise *p)
 {
@@ -446,6 +493,7 @@ static void get_schedule(ctx *c, const char *name, double lo, brn_piecewise *p)
 	for (int i = 0; i < p->n; i++)
 		if (p->v[i] < lo)
 			fail(c->L, line, "%s must be >= %g (is %g at t=%g)", name, lo, p->v[i], p->t[i]);
+	check_float(c, name, line, p);
 	lua_pop(L, 1);
 }
 

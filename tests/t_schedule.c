@@ -275,6 +275,37 @@ static void test_results(void)
 	    "piecewise: too many breakpoints (65; at most 64)");
 }
 
+/* What the generated code holds as float literals: values and slopes in
+ * float range and normal; breakpoints whole steps it can compare exactly. */
+static void test_floats(void)
+{
+	brn_schedule s;
+	bad("value beyond float", "return {r_max = piecewise{{0, 1e308}, {1, 1}}, d_max = 0}\n", 1,
+	    "r_max must be <= 3.40282e+38, the largest float (is 1e+308 at t=0)");
+	bad("ramp beyond float", "return {\n  r_max = 1,\n  d_max = ramp(0, 10, 1e308, 0),\n}\n", 3,
+	    "d_max must be <= 3.40282e+38, the largest float (is 1e+308 at t=0)");
+	bad("number beyond float", "return {r_max = 1e39, d_max = 0}\n", 1,
+	    "r_max must be <= 3.40282e+38, the largest float (is 1e+39 at t=0)");
+	bad("function beyond float", "return {\n  r_max = function(t) return 1e300 end,\n  d_max = 0,\n}\n", 2,
+	    "r_max must be <= 3.40282e+38, the largest float (is 1e+300 at t=0)");
+	bad("subnormal value", "return {r_max = 1, d_max = 1e-40}\n", 1,
+	    "d_max must be 0 or >= 1.17549e-38, the smallest normal float (is 1e-40 at t=0)");
+	bad("subnormal slope", "return {r_max = 1, d_max = ramp(0, 1000000, 0, 1e-35)}\n", 1,
+	    "d_max: slope 1e-41 from t=0 to t=1e+06 is not a float (0 or 1.17549e-38 to 3.40282e+38 in magnitude)");
+	bad("infinite slope", "return {r_max = piecewise{{0, 1}, {1e-300, 1e308}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 2 has t=1e-300; t must be a whole step with |t| <= 2^53");
+	bad("fractional breakpoint", "return {r_max = piecewise{{0.2, 1}, {0.7, 3}, {5, 5}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 1 has t=0.2; t must be a whole step with |t| <= 2^53");
+	bad("huge breakpoint", "return {r_max = piecewise{{-1e300, 1}, {1e300, 3}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 1 has t=-1e+300; t must be a whole step with |t| <= 2^53");
+	bad("breakpoint past 2^53", "return {r_max = piecewise{{0, 1}, {2^53 * 2, 3}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 2 has t=1.8014398509482e+16; t must be a whole step with |t| <= 2^53");
+	bad("fractional ramp", "\nramp(0, 10.5, 1, 2)\n", 2, "ramp: t1 must be a whole step with |t1| <= 2^53 (got 10.5)");
+	good("breakpoint at 2^53", "return {r_max = piecewise{{-2^53, 1}, {0, 2}, {2^53, 3}}, d_max = 0}\n", &s);
+	is_double_within(s.r_max.t[2], 9007199254740992.0, 0, "breakpoint at 2^53: exact");
+	good("largest float", "return {r_max = ramp(0, 1, 1, 3.4028234663852886e38), d_max = 1.1754943508222875e-38}\n", &s);
+}
+
 static void test_resolve(void)
 {
 	brn_schedule s;
@@ -307,6 +338,7 @@ int main(void)
 	test_knobs();
 	test_sandbox();
 	test_results();
+	test_floats();
 	test_resolve();
 	static const char *const files[] = {"bad.lua", "good.lua", "knobs.lua", "mine.lua"};
 	for (int i = 0; i < 4; i++) {
