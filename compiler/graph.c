@@ -2,6 +2,7 @@
  * checked against the op table), the shape rules, parameters, printing. */
 #include "graph.h"
 
+#include <float.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <math.h>
@@ -118,6 +119,19 @@ static int check_min(builder *b, const brn_expr *e, const char *op,
 	           a->min_open ? "greater than" : "at least", a->min, v);
 }
 
+/* A number the generated code holds as a float literal: 0 or a normal
+ * float, so that eps=1e-300 is not silently 0 (and sqrt(var + 0) NaN). */
+static int check_float(builder *b, const brn_expr *e, const char *op, const brn_attr_def *a, double v)
+{
+	if (fabs(v) > FLT_MAX)
+		return err(b, e->line, e->col, "%s: '%s' must be at most %g (the largest float), got %g", op,
+		           a->name, FLT_MAX, v);
+	if (!brn_is_float(v))
+		return err(b, e->line, e->col, "%s: '%s' must be %sat least %g (the smallest normal float), got %g",
+		           op, a->name, a->min < 0 || (a->min == 0 && !a->min_open) ? "0 or " : "", FLT_MIN, v);
+	return 0;
+}
+
 static int set_int(builder *b, const brn_expr *e, const char *op, const brn_attr_def *a, int *dst)
 {
 	if (e->kind != BRN_EX_INT)
@@ -170,7 +184,7 @@ static int set_attr(builder *b, brn_node *n, const char *op, const brn_attr_def 
 	case BRN_ATTR_FLOAT:
 		if (e->kind != BRN_EX_INT && e->kind != BRN_EX_FLOAT)
 			return err(b, e->line, e->col, "%s: '%s' must be a number, got %s", op, a->name, describe(e));
-		if (check_min(b, e, op, a, e->fval))
+		if (check_min(b, e, op, a, e->fval) || check_float(b, e, op, a, e->fval))
 			return -1;
 		if (strcmp(a->name, "alpha") == 0 && e->fval > 1)
 			return err(b, e->line, e->col, "%s: 'alpha' must be at most 1, got %g", op, e->fval);
@@ -190,7 +204,7 @@ static int set_attr(builder *b, brn_node *n, const char *op, const brn_attr_def 
 		if (e->kind != BRN_EX_INT && e->kind != BRN_EX_FLOAT)
 			return err(b, e->line, e->col, "%s: '%s' must be a number or a schedule name, got %s",
 			           op, a->name, describe(e));
-		if (check_min(b, e, op, a, e->fval))
+		if (check_min(b, e, op, a, e->fval) || check_float(b, e, op, a, e->fval))
 			return -1;
 		bd->value = e->fval;
 		bd->sched = NULL;

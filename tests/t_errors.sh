@@ -441,6 +441,32 @@ model m;
 input x[1, 8, 8];
 c = batch_norm(x, eps=0);
 EOF
+# numbers the generated code holds as float literals: 0 or normal floats
+bad eps_tiny 'eps_tiny.brn:3:23: error: batch_norm: '\''eps'\'' must be at least 1.17549e-38 (the smallest normal float), got 1e-300' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_norm(x, eps=1e-300);
+EOF
+bad alpha_tiny 'alpha_tiny.brn:3:27: error: batch_renorm: '\''alpha'\'' must be at least 1.17549e-38 (the smallest normal float), got 1e-50' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, alpha=1e-50, r_max=3, d_max=5);
+EOF
+bad r_max_huge 'r_max_huge.brn:3:27: error: batch_renorm: '\''r_max'\'' must be at most 3.40282e+38 (the largest float), got 1e+39' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, r_max=1e39);
+EOF
+bad d_max_tiny 'd_max_tiny.brn:3:27: error: batch_renorm: '\''d_max'\'' must be 0 or at least 1.17549e-38 (the smallest normal float), got 1e-40' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, d_max=1e-40);
+EOF
+good eps_smallest <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, eps=1.1754943508222875e-38, d_max=0, r_max=3.4028234663852886e38);
+EOF
 bad alpha_big 'alpha_big.brn:3:27: error: batch_renorm: '\''alpha'\'' must be at most 1, got 1.5' <<'EOF'
 model m;
 input x[1, 8, 8];
