@@ -48,16 +48,34 @@ static void puts_(sbuf *b, const char *s)
 }
 
 static void printf_(sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* printf onto b, at whatever length the text has. */
+static void printf_(sbuf *b, const char *fmt, ...)
 {
-	char tmp[4096];
+	char tmp[256];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof tmp)
+	if (n < 0) {
 		b->bad = 1;
-	else
+	} else if ((size_t)n < sizeof tmp) {
 		put(b, tmp, (size_t)n);
+	} else {
+		char *big = malloc((size_t)n + 1);
+		if (!big) {
+			b->bad = 1;
+			return;
+		}
+		va_start(ap, fmt);
+		vsnprintf(big, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		put(b, big, (size_t)n);
+		free(big);
+	}
 }
 
 /* What the two targets differ in, beyond their template folders. */

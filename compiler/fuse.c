@@ -47,6 +47,8 @@ typedef struct lower {
 	int *first_slot;       /* per node: its first slot, or -1 */
 	brn_kernel *k;
 	int oom;
+	int badnum;            /* a float literal out of float range: its value */
+	double badval;
 } lower;
 
 const char *brn_kernel_var(const brn_kernel *k, const char *key)
@@ -57,17 +59,25 @@ const char *brn_kernel_var(const brn_kernel *k, const char *key)
 	return NULL;
 }
 
+/* Sets a kernel variable; the text is sized to fit, never cut. */
 static void var(lower *L, const char *key, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *text = n >= 0 ? brn_arena_alloc(L->a, (size_t)n + 1) : NULL;
+	if (!text) {
+		L->oom = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(text, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	brn_kernel *k = L->k;
 	for (int i = 0; i < k->nvars; i++)
 		if (strcmp(k->vars[i].key, key) == 0) {
-			k->vars[i].value = brn_arena_strdup(L->a, buf);
+			k->vars[i].value = text;
 			return;
 		}
 	if (k->nvars == BRN_KERNEL_VARS) {
@@ -75,8 +85,7 @@ static void var(lower *L, const char *key, const char *fmt, ...)
 		return;
 	}
 	k->vars[k->nvars].key = key;
-	if (!(k->vars[k->nvars++].value = brn_arena_strdup(L->a, buf)))
-		L->oom = 1;
+	k->vars[k->nvars++].value = text;
 }
 
 static void num(lower *L, const char *key, long v)
@@ -84,9 +93,16 @@ static void num(lower *L, const char *key, long v)
 	var(L, key, "%ld", v);
 }
 
-/* A float literal that is valid C and OpenCL C: "1.0f", "5.7e-05f". */
-static const char *lit(char *buf, size_t n, double v)
+/* A float literal that is valid C and OpenCL C: "1.0f", "5.7e-05f". The
+ * front end admits only values that are 0 or normal floats; anything else
+ * here (inf, nan, out of range, subnormal) is a bug upstream, reported
+ * rather than emitted as text that does not compile or means something else. */
+static const char *lit(lower *L, char *buf, size_t n, double v)
 {
+	if (!brn_is_float(v) && !L->badnum) {
+		L->badnum = 1;
+		L->badval = v;
+	}
 	snprintf(buf, n, "%.9g", v);
 	if (!strpbrk(buf, ".e"))
 		snprintf(buf + strlen(buf), n - strlen(buf), ".0");
@@ -97,7 +113,7 @@ static const char *lit(char *buf, size_t n, double v)
 static void flt(lower *L, const char *key, double v)
 {
 	char b[64];
-	var(L, key, "%s", lit(b, sizeof b, v));
+	var(L, key, "%s", lit(L, b, sizeof b, v));
 }
 
 static int new_buf(lower *L, const char *name, long floats)
@@ -423,19 +439,22 @@ static void sched_var(lower *L, const char *key, const brn_piecewise *pw, int is
 		flt(L, key, brn_piecewise_eval(pw, (double)(L->p->step >= 0 ? L->p->step : 0)));
 		return;
 	}
-	char buf[4096] = "(", a[64], b[64];
-	size_t at = 1;
-	at += (size_t)snprintf(buf + at, sizeof buf - at, "step < %ld ? %s : ", (long)pw->t[0],
-	                       lit(a, sizeof a, pw->v[0]));
-	for (int i = 1; i < pw->n && at < sizeof buf; i++) {
+	/* breakpoints are whole steps within 2^53 (schedule.c checks) */
+	char a[64], b[64];
+	char *e = brn_arena_printf(L->a, "(step < %lld ? %s : ", (long long)pw->t[0],
+	                           lit(L, a, sizeof a, pw->v[0]));
+	for (int i = 1; e && i < pw->n; i++) {
 		double slope = (pw->v[i] - pw->v[i - 1]) / (pw->t[i] - pw->t[i - 1]);
-		at += (size_t)snprintf(buf + at, sizeof buf - at, "step < %ld ? %s + (float)(step - %ld) * %s : ",
-		                       (long)pw->t[i], lit(a, sizeof a, pw->v[i - 1]), (long)pw->t[i - 1],
-		                       lit(b, sizeof b, slope));
+		e = brn_arena_printf(L->a, "%sstep < %lld ? %s + (float)(step - %lld) * %s : ", e,
+		                     (long long)pw->t[i], lit(L, a, sizeof a, pw->v[i - 1]),
+		                     (long long)pw->t[i - 1], lit(L, b, sizeof b, slope));
 	}
-	if (at < sizeof buf)
-		snprintf(buf + at, sizeof buf - at, "%s)", lit(a, sizeof a, pw->v[pw->n - 1]));
-	var(L, key, "%s", buf);
+	if (e)
+		e = brn_arena_printf(L->a, "%s%s)", e, lit(L, a, sizeof a, pw->v[pw->n - 1]));
+	if (!e)
+		L->oom = 1;
+	else
+		var(L, key, "%s", e);
 }
 
 static void lower_norm_train(lower *L, const brn_node *n, long stats)
@@ -994,6 +1013,8 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 			lower_backward(&L);
 		if (L.oom)
 			return brn_diag_error(d, g->file, 0, 0, "out of memory while planning kernels");
+		if (L.badnum)
+			return brn_diag_error(d, g->file, 0, 0, "internal error: %g is not a float literal", L.badval);
 		/* the input is written before the first kernel, results read after the last */
 		if (list == 1 && g->loss < 0)
 			return brn_diag_error(d, g->file, 0, 0, "--mode train needs a loss; add e.g. 'loss softmax_cross_entropy(logits, y);'");
