@@ -25,6 +25,7 @@
  * --no-fuse gives one kernel per op (norms keep their two phases). */
 #include "fuse.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -911,8 +912,30 @@ static int load_weights(lower *L, const char *path)
 	if (brnrt_st_load(path, specs, p->nslots, ".momentum", NULL, &e))
 		return brn_diag_error(L->d, "", 0, 0, "%s", e.msg);
 	for (int s = 0; s < p->nslots; s++)
-		for (long i = 0; i < p->slots[s].p.count; i++)
-			p->slots[s].value[i] = specs[s].data[i];
+		for (long i = 0; i < p->slots[s].p.count; i++) {
+			double v = specs[s].data[i];
+			/* compiled in as literals: nan or inf would not compile, and
+			 * a sigma <= 0 would divide by zero or flip the sign */
+			if (!isfinite(v))
+				return brn_diag_error(L->d, path, 0, 0, "tensor '%s' is %s at index %ld; expected finite values",
+				                      p->slots[s].name, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", i);
+			if (p->slots[s].p.kind == BRN_PARAM_SIGMA && !(v > 0))
+				return brn_diag_error(L->d, path, 0, 0, "tensor '%s' is %g at index %ld; a standard deviation "
+				                      "must be > 0", p->slots[s].name, v, i);
+			p->slots[s].value[i] = v;
+		}
+	return 0;
+}
+
+/* After folding, every value must still be a float (gamma / sigma may be huge). */
+static int check_folded(lower *L, const char *path)
+{
+	for (int s = 0; s < L->p->nslots; s++)
+		for (long i = 0; i < L->p->slots[s].p.count; i++)
+			if (!(fabs(L->p->slots[s].value[i]) <= FLT_MAX))
+				return brn_diag_error(L->d, path, 0, 0, "tensor '%s' is %g at index %ld after folding the norm "
+				                      "into it; beyond the float range", L->p->slots[s].name,
+				                      L->p->slots[s].value[i], i);
 	return 0;
 }
 
@@ -986,6 +1009,8 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 		p->weights_folded = 1;
 		if (p->fused)
 			fold(&L);
+		if (check_folded(&L, weights))
+			return -1;
 	}
 	p->momentum_off = train ? p->params_floats : 0;
 	p->stats_off = p->params_floats * (train ? 2 : 1);

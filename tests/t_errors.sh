@@ -600,6 +600,51 @@ run adir
 check $([ "$rc" = 1 ] && [ "$first" = "adir.brn: error: is a directory, not a model file" ] && echo 1) \
 	"a directory" "exit $rc: $first"
 
+# --- weights folded in (--weights) ------------------------------------------------
+cat >w.brn <<'EOF'
+model w;
+input x[2];
+d = dense(x, 1, bias=false);
+n = batch_norm(d);
+EOF
+# st FILE W0 W1 GAMMA BETA MEAN SIGMA: a safetensors file for w.brn
+st() {
+	"${PYTHON:-python3}" - "$@" <<'EOF'
+import json, struct, sys
+path, v = sys.argv[1], [float(x) for x in sys.argv[2:]]
+names = [("d.weight", [1, 2], v[0:2]), ("n.gamma", [1], v[2:3]), ("n.beta", [1], v[3:4]),
+         ("n.mean", [1], v[4:5]), ("n.sigma", [1], v[5:6])]
+h, data = {}, b""
+for name, shape, vals in names:
+    h[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + 4 * len(vals)]}
+    data += struct.pack("<%df" % len(vals), *vals)
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(path, "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+EOF
+}
+# weights NAME 'first line' VALUES...: brnc w.brn --weights NAME.st refuses (exit 1)
+weights() {
+	local name=$1 want=$2
+	shift 2
+	st "$name.st" "$@"
+	"$BRNC" w.brn --weights "$name.st" -o "out_$name" >out.txt 2>err.txt
+	rc=$?
+	first=$(sed -n 1p err.txt)
+	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && [ ! -e "out_$name.c" ] && echo 1) "weights $name: $want" \
+		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
+}
+weights w_nan "w_nan.st: error: tensor 'd.weight' is nan at index 1; expected finite values" 1 nan 1 0 0 1
+weights w_inf "w_inf.st: error: tensor 'n.beta' is -inf at index 0; expected finite values" 1 1 1 -inf 0 1
+weights w_sigma0 "w_sigma0.st: error: tensor 'n.sigma' is 0 at index 0; a standard deviation must be > 0" 1 1 1 0 0 0
+weights w_sigmaneg "w_sigmaneg.st: error: tensor 'n.sigma' is -2 at index 0; a standard deviation must be > 0" 1 1 1 0 0 -2
+weights w_overflow "w_overflow.st: error: tensor 'd.weight' is 1e+68 at index 0 after folding the norm into it; beyond the float range" \
+	1 1 1e38 0 0 1e-30
+st w_good.st 1 2 3 4 5 6
+"$BRNC" w.brn --weights w_good.st -o out_good >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && [ ! -s err.txt ] && grep -q '0.5, 1,' out_good.c && echo 1) "good weights fold" "exit $rc: $(sed -n 1p err.txt)"
+
 # --- the command line ------------------------------------------------------------
 cat >ok.brn <<'EOF'
 model m;
