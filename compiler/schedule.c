@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -19,6 +20,7 @@ enum {
 	MEM_CAP = 32 << 20,         /* bytes a script may hold */
 	INSN_BUDGET = 50000000,     /* VM instructions per load, about 1 s */
 	HOOK_EVERY = 1000,          /* instructions between budget checks */
+	WALL_MS = 5000,             /* wall-clock limit per load: C calls cost no instructions */
 	TEXT_MAX = 1 << 20,         /* largest script read */
 	HORIZON = 1000000,          /* functions are sampled on steps [0, HORIZON] */
 	SAMPLE_MAX = 32768          /* samples kept while fitting one function */
@@ -36,7 +38,9 @@ typedef struct ctx {
 	size_t text_len;
 	size_t used;                /* bytes held by the Lua state */
 	long left;                  /* instructions left */
+	double deadline;            /* CLOCK_MONOTONIC seconds */
 	int spent;                  /* budget spent: the hook raises on every instruction */
+	const char *why;            /* what was spent */
 	int mem_refused, mem_line;  /* the allocator said no, at this script line */
 	int ret_line;               /* line of the last return from a Lua function called from C */
 	int main_line;              /* ret_line when the script returned its table */
@@ -150,6 +154,13 @@ static int fail(lua_State *L, int line, const char *fmt, ...)
  * every instruction, so a script that catches the error with pcall meets it
  * again at its next instruction. Also notes where Lua functions called
  * from C return, to place errors about what they returned. */
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
 	ctx *c = get_ctx(L);
@@ -162,13 +173,14 @@ static void hook(lua_State *L, lua_Debug *ar)
 	}
 	if (!c->spent) {
 		c->left -= HOOK_EVERY;
-		if (c->left > 0)
+		if (c->left > 0 && now() < c->deadline)
 			return;
+		c->why = c->left > 0 ? "time limit exceeded" : "instruction limit exceeded";
 		c->spent = 1;
 		lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKRET, 1);
 	}
 	lua_getinfo(L, "l", ar);
-	fail(L, ar->currentline, "instruction limit exceeded (runaway script?)");
+	fail(L, ar->currentline, "%s (runaway script?)", c->why);
 }
 
 /* ---- helpers the script calls -------------------------------------------- */
@@ -588,6 +600,69 @@ static int l_setmetatable(lua_State *L)
 	return 1;
 }
 
+/* xpcall's handler runs where the error was raised; an error raised by
+ * the count hook leaves hooks off there, so a handler that loops would
+ * never stop. Here the handler runs after the protected call returns,
+ * as an ordinary (hooked) call. */
+static int l_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 1);
+	for (int i = 3; i <= n; i++)
+		lua_pushvalue(L, i);
+	int base = lua_gettop(L) - (n > 2 ? n - 2 : 0);  /* the function */
+	if (lua_pcall(L, n > 2 ? n - 2 : 0, LUA_MULTRET, 0) == LUA_OK) {
+		lua_pushboolean(L, 1);
+		lua_insert(L, base);
+		return lua_gettop(L) - base + 1;
+	}
+	if (get_ctx(L)->spent)
+		return lua_error(L);       /* the limit's error goes on up, from where it struck */
+	lua_pushvalue(L, 2);
+	lua_insert(L, -2);
+	(void)lua_pcall(L, 1, 1, 0);   /* an error of the handler takes its place */
+	lua_pushboolean(L, 0);
+	lua_insert(L, -2);
+	return 2;
+}
+
+/* Functions whose work in C is not bounded by the instruction count:
+ * Lua patterns backtrack exponentially (("a*"):rep(30) .. "b"), plain
+ * find is O(n * m), table.move loops over any range of indices. */
+static int l_unavailable(lua_State *L)
+{
+	return luaL_error(L, "%s is not available in schedules (its work in C has no limit)",
+	                  lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* string.rep of an empty string and separator loops n times in C. */
+static int l_rep(lua_State *L)
+{
+	size_t l, lsep = 0;
+	luaL_checklstring(L, 1, &l);
+	luaL_checkinteger(L, 2);
+	if (!lua_isnoneornil(L, 3))
+		luaL_checklstring(L, 3, &lsep);
+	if (l + lsep == 0) {
+		lua_pushliteral(L, "");
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+static void unavailable(lua_State *L, const char *lib, const char *name)
+{
+	lua_getglobal(L, lib);
+	lua_pushfstring(L, "%s.%s", lib, name);
+	lua_pushcclosure(L, l_unavailable, 1);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+}
+
 static void sandbox(lua_State *L)
 {
 	static const lua_CFunction libs[] = {luaopen_base, luaopen_string, luaopen_table, luaopen_math};
@@ -607,7 +682,15 @@ static void sandbox(lua_State *L)
 	lua_getglobal(L, LUA_STRLIBNAME);
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
+	lua_getfield(L, -1, "rep");
+	lua_pushcclosure(L, l_rep, 1);
+	lua_setfield(L, -2, "rep");
 	lua_pop(L, 1);
+	static const char *const strfns[] = {"find", "match", "gmatch", "gsub"};
+	for (int i = 0; i < 4; i++)
+		unavailable(L, LUA_STRLIBNAME, strfns[i]);
+	unavailable(L, LUA_TABLIBNAME, "move");
+	lua_register(L, "xpcall", l_xpcall);
 	/* the same script must give the same schedule on every run */
 	lua_getglobal(L, LUA_MATHLIBNAME);
 	lua_getfield(L, -1, "randomseed");
@@ -743,6 +826,7 @@ int brn_schedule_load(const char *spec, const char *dir, brn_schedule *s,
 	c.text = text;
 	c.text_len = len;
 	c.left = INSN_BUDGET;
+	c.deadline = now() + WALL_MS / 1000.0;
 	c.s = s;
 	c.layers = layers;
 	c.nlayers = nlayers;

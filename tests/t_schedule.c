@@ -240,6 +240,27 @@ static void test_sandbox(void)
 	good("setmetatable still works", "local mt = {__index = function(t, k) return 1 end}\n"
 	     "local t = setmetatable({}, mt)\nreturn {r_max = t.x, d_max = 0}\n", &s);
 	good("sandbox keeps collectgarbage", "collectgarbage('stop')\nreturn {r_max = 1, d_max = 0}\n", &s);
+	/* C functions and handlers the instruction count does not reach */
+	bad("xpcall handler loops", "\nxpcall(function() while true do end end, function() while true do end end)\n"
+	    "return {r_max = 1, d_max = 0}\n", 2, "instruction limit exceeded (runaway script?)");
+	good("xpcall still works", "local ok, e = xpcall(function(a, b) error(a .. b, 0) end, function(m) return 'h: ' .. m end, 'x', 'y')\n"
+	     "assert(ok == false and e == 'h: xy')\n"
+	     "local ok2, r1, r2 = xpcall(function(a) return a, 2 end, error, 7)\n"
+	     "assert(ok2 == true and r1 == 7 and r2 == 2)\n"
+	     "local ok3, e3 = xpcall(error, function() error('again', 0) end, 'first')\n"
+	     "assert(ok3 == false and e3 == 'again')\n"
+	     "return {r_max = 1, d_max = 0}\n", &s);
+	bad("pattern backtracking", "local s = string.rep('a', 5000)\nlocal r = s:find(string.rep('a*', 30) .. 'b')\n", 2,
+	    "string.find is not available in schedules (its work in C has no limit)");
+	bad("lazy pattern", "local s = string.rep('a', 100000)\n\nlocal r = s:match('.-.-.-.-.-.-.-.-b')\n", 3,
+	    "string.match is not available in schedules (its work in C has no limit)");
+	bad("gsub", "('x'):gsub('.', 'y')\n", 1, "string.gsub is not available in schedules (its work in C has no limit)");
+	bad("gmatch", "string.gmatch('x', '.')\n", 1, "string.gmatch is not available in schedules (its work in C has no limit)");
+	bad("table.move", "table.move({}, 1, 1e15, 2)\n", 1, "table.move is not available in schedules (its work in C has no limit)");
+	good("string.rep of nothing", "assert(string.rep('', 1e15) == '' and ('x'):rep(0) == '' and ('ab'):rep(2, ',') == 'ab,ab')\n"
+	     "assert(string.rep('', 1e15, '') == '')\nreturn {r_max = 1, d_max = 0}\n", &s);
+	bad("slow C calls", "local s = string.rep('x', 1e7)\nwhile true do local t = s:upper() end\n", 2,
+	    "time limit exceeded (runaway script?)");
 	bad("string doubling", "local s = 'x'\nwhile true do\n  s = s .. s\nend\n", 3, "memory limit exceeded");
 }
 
