@@ -425,6 +425,26 @@ static int fit_samples(const fit *f, double tol, brn_piecewise *p)
 	return 0;
 }
 
+/* The samples follow the function's shape, so a function that is off only
+ * at a few steps between them (t % 1000 == 7) would pass unseen. The fit
+ * is checked against the function at PROBES more steps spread over the
+ * horizon by a fixed generator: the bound, and the tolerance. */
+static void probe(fit *f, double lo, const brn_piecewise *p)
+{
+	enum { PROBES = 4096 };
+	unsigned long long x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < PROBES; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		long t = (long)((x >> 33) % (HORIZON + 1));
+		double v = call_at(f, t), want = brn_piecewise_eval(p, (double)t);
+		if (v < lo)
+			fail(f->c->L, f->line, "%s must be >= %g (is %g at t=%ld)", f->name, lo, v, t);
+		if (fabs(v - want) > BRN_SCHEDULE_FIT_TOL)
+			fail(f->c->L, f->line, "%s: function is %g at t=%ld, but its fit from the samples is %g "
+			     "(more than %s apart); write it with piecewise{}", f->name, v, t, want, TOL_TEXT);
+	}
+}
+
 /* Samples the function at index fn on [0, HORIZON] and fits it. Checks the
  * lower bound on the samples, where the script's intent is, then clamps
  * the fit, which may stray below it by up to the tolerance. */
@@ -451,6 +471,7 @@ static void fit_function(ctx *c, int fn, const char *name, int line, double lo,
 		no_fit(&f);
 	for (int i = 0; i < p->n; i++)
 		p->v[i] = fmax(p->v[i], lo);
+	probe(&f, lo, p);
 	lua_pop(c->L, 1);
 }
 

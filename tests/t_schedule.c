@@ -156,6 +156,14 @@ static void test_functions(void)
 	bad("function returns nan", "return {\n  r_max = function(t) return 0/0 end,\n"
 	    "  d_max = 0,\n}\n",
 	    2, "r_max: function returned nan at t=0 (expected a finite number)");
+	/* off only at steps the sampling skips: found by the probes */
+	bad("below the bound between samples", "return {\n"
+	    "  r_max = function(t) if t % 1000 == 7 then return 0 end return 1 end,\n  d_max = 0,\n}\n",
+	    2, "r_max must be >= 1 (is 0 at t=187007)");
+	bad("spike between samples", "return {\n  r_max = 1,\n"
+	    "  d_max = function(t) if t % 1000 == 7 then return 5 end return 0 end,\n}\n",
+	    3, "d_max: function is 5 at t=187007, but its fit from the samples is 0 (more than "
+	    STR(BRN_SCHEDULE_FIT_TOL) " apart); write it with piecewise{}");
 	bad("function below the bound", "return {\n  r_max = 1,\n"
 	    "  d_max = function(t) return t - 1 end,\n}\n",
 	    3, "d_max must be >= 0 (is -1 at t=0)");
