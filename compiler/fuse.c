@@ -26,6 +26,7 @@
 #include "fuse.h"
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ typedef struct lower {
 	int *absorbed;         /* per node: computed inside another's kernel */
 	int *needs_grad;
 	int *first_slot;       /* per node: its first slot, or -1 */
+	int *consumers;        /* per node: how many inputs of later nodes read it */
+	int *consumer;         /* per node: the last node that reads it */
 	brn_kernel *k;
 	int oom;
 	int badnum;            /* a float literal out of float range: its value */
@@ -251,17 +254,25 @@ static void window_vars(lower *L, const brn_node *n)
 /* The node's only consumer, or -1 (none, several, or it is the output). */
 static int sole_consumer(const lower *L, int node)
 {
-	const brn_graph *g = L->g;
-	int who = -1, count = 0;
-	if (node == g->output)
+	if (node == L->g->output)
 		return -1;
-	for (int i = node + 1; i < g->n; i++)
-		for (int k = 0; k < g->nodes[i].nin; k++)
-			if (g->nodes[i].in[k] == node) {
-				who = i;
-				count++;
-			}
-	return count == 1 ? who : -1;
+	return L->consumers[node] == 1 ? L->consumer[node] : -1;
+}
+
+/* Counts each node's readers once, so that sole_consumer is O(1). */
+static int count_consumers(lower *L)
+{
+	const brn_graph *g = L->g;
+	L->consumers = brn_arena_alloc(L->a, (size_t)g->n * sizeof *L->consumers);
+	L->consumer = brn_arena_alloc(L->a, (size_t)g->n * sizeof *L->consumer);
+	if (!L->consumers || !L->consumer)
+		return -1;
+	for (int i = 0; i < g->n; i++)
+		for (int k = 0; k < g->nodes[i].nin; k++) {
+			L->consumers[g->nodes[i].in[k]]++;
+			L->consumer[g->nodes[i].in[k]] = i;
+		}
+	return 0;
 }
 
 /* --- epilogues: small fixed statements the emitter pastes after a value
@@ -862,19 +873,37 @@ static long place(brn_plan *p, int list, int in_buf, int out_buf)
 	p->bufs[out_buf].last = nk;
 	if (p->bufs[out_buf].first < 0)
 		p->bufs[out_buf].first = 0;
+	/* Each buffer goes at the lowest offset clear of the earlier buffers
+	 * live at the same time. Only those are visited: an earlier buffer
+	 * that dies before every later one is born leaves the active list
+	 * (min_first[b]: the earliest first use of buffers b, b+1, ...). */
+	int *active = brn_arena_alloc(p->arena, (size_t)p->nbufs * sizeof *active + 1);
+	int *min_first = brn_arena_alloc(p->arena, (size_t)(p->nbufs + 1) * sizeof *min_first);
+	if (!active || !min_first)
+		return -1;
+	min_first[p->nbufs] = INT_MAX;
+	for (int b = p->nbufs - 1; b >= 0; b--) {
+		brn_buffer *bb = &p->bufs[b];
+		if (bb->list == list && bb->first < 0)
+			bb->first = bb->last = 0;
+		min_first[b] = bb->list == list && bb->first < min_first[b + 1] ? bb->first : min_first[b + 1];
+	}
+	int na = 0;
 	for (int b = 0; b < p->nbufs; b++) {
 		brn_buffer *bb = &p->bufs[b];
 		if (bb->list != list)
 			continue;
 		long off = 0;
-		int moved = 1;
-		if (bb->first < 0)
-			bb->first = bb->last = 0;
+		int moved = 1, kept = 0;
+		for (int j = 0; j < na; j++)
+			if (p->bufs[active[j]].last >= min_first[b])
+				active[kept++] = active[j];
+		na = kept;
 		while (moved) {
 			moved = 0;
-			for (int o = 0; o < b; o++) {
-				const brn_buffer *ob = &p->bufs[o];
-				if (ob->list != list || ob->last < bb->first || ob->first > bb->last)
+			for (int j = 0; j < na; j++) {
+				const brn_buffer *ob = &p->bufs[active[j]];
+				if (ob->last < bb->first || ob->first > bb->last)
 					continue;
 				if (off < ob->off + ob->floats && ob->off < off + bb->floats) {
 					off = ob->off + ob->floats;
@@ -885,6 +914,7 @@ static long place(brn_plan *p, int list, int in_buf, int out_buf)
 		bb->off = off;
 		if (off + bb->floats > top)
 			top = off + bb->floats;
+		active[na++] = b;
 	}
 	return top;
 }
@@ -1001,7 +1031,7 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 	L.a = a;
 	L.knobs = knobs;
 	size_t ints = (size_t)g->n * sizeof(int);
-	if (!(L.first_slot = brn_arena_alloc(a, ints)) || make_slots(&L))
+	if (!(L.first_slot = brn_arena_alloc(a, ints)) || count_consumers(&L) || make_slots(&L))
 		return brn_diag_error(d, g->file, 0, 0, "out of memory");
 	if (weights) {
 		if (load_weights(&L, weights))
@@ -1045,6 +1075,8 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 			return brn_diag_error(d, g->file, 0, 0, "--mode train needs a loss; add e.g. 'loss softmax_cross_entropy(logits, y);'");
 		int out = list == 0 ? L.vbuf[p->out_node] : L.vbuf[g->loss];
 		long top = place(p, list, L.vbuf[g->input], out);
+		if (top < 0)
+			return brn_diag_error(d, g->file, 0, 0, "out of memory while planning buffers");
 		if (top > scratch)
 			scratch = top;
 		p->in_off[list] = p->scratch_off + p->bufs[L.vbuf[g->input]].off;

@@ -9,10 +9,60 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Node names, hashed: a model may have 100k layers. slot[i] is a node id
+ * + 1, or 0 when empty; open addressing, at most half full. */
+typedef struct names {
+	int *slot;
+	size_t cap, count;
+} names;
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 1469598103934665603u & (size_t)-1;   /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * (size_t)1099511628211u;
+	return h;
+}
+
+/* The id of the node called name, or -1. */
+static int names_find(const names *t, const brn_graph *g, const char *name)
+{
+	if (!t->cap)
+		return -1;
+	for (size_t i = name_hash(name) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->slot[i])
+			return -1;
+		if (strcmp(g->nodes[t->slot[i] - 1].name, name) == 0)
+			return t->slot[i] - 1;
+	}
+}
+
+/* Adds node id under its name unless the name is taken; -1: out of memory. */
+static int names_add(names *t, const brn_graph *g, int id, brn_arena *a)
+{
+	if (2 * (t->count + 1) > t->cap) {
+		names bigger = {NULL, t->cap ? 2 * t->cap : 64, 0};
+		if (!(bigger.slot = brn_arena_alloc(a, bigger.cap * sizeof *bigger.slot)))
+			return -1;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i] && names_add(&bigger, g, t->slot[i] - 1, a))
+				return -1;
+		*t = bigger;
+	}
+	size_t i = name_hash(g->nodes[id].name) & (t->cap - 1);
+	for (; t->slot[i]; i = (i + 1) & (t->cap - 1))
+		if (strcmp(g->nodes[t->slot[i] - 1].name, g->nodes[id].name) == 0)
+			return 0;
+	t->slot[i] = id + 1;
+	t->count++;
+	return 0;
+}
+
 /* Per-statement state while building: the target names nested calls. */
 typedef struct builder {
 	brn_graph *g;
 	brn_diag *d;
+	names names;
 	const char *target;
 	int counts[BRN_OP_COUNT];
 	int depth;
@@ -47,12 +97,9 @@ int brn_is_norm(brn_opcode op)
 	return op == BRN_OP_BATCH_NORM || op == BRN_OP_BATCH_RENORM;
 }
 
-static int find(const brn_graph *g, const char *name)
+static int find(const builder *b, const char *name)
 {
-	for (int i = 0; i < g->n; i++)
-		if (strcmp(g->nodes[i].name, name) == 0)
-			return i;
-	return -1;
+	return names_find(&b->names, b->g, name);
 }
 
 static brn_node *add_node(builder *b, brn_opcode op, const char *name, int line, int col)
@@ -78,6 +125,10 @@ static brn_node *add_node(builder *b, brn_opcode op, const char *name, int line,
 	n->line = line;
 	n->col = col;
 	n->in[0] = n->in[1] = -1;
+	if (names_add(&b->names, g, n->id, g->arena)) {
+		err(b, line, col, "out of memory");
+		return NULL;
+	}
 	return n;
 }
 
@@ -454,7 +505,7 @@ static int build_expr(builder *b, const brn_expr *e, int *id)
 {
 	if (e->kind == BRN_EX_CALL)
 		return build_call(b, e, id);
-	int i = find(b->g, e->text);
+	int i = find(b, e->text);
 	if (i < 0)
 		return err(b, e->line, e->col, "undefined name '%s'", e->text);
 	*id = i;
@@ -517,7 +568,7 @@ static int header(builder *b, const brn_stmt *s)
 		return -1;
 	if (s->kind == BRN_ST_INPUT && k == 2)
 		return err(b, s->value->line, s->value->col, "input: expected a shape [C, H, W] or [F], got 2 dimensions");
-	if (find(g, s->name) >= 0)
+	if (find(b, s->name) >= 0)
 		return err(b, s->name_line, s->name_col, "name '%s' is already defined", s->name);
 	brn_node *n = add_node(b, s->kind == BRN_ST_INPUT ? BRN_OP_INPUT : BRN_OP_LABELS, s->name,
 	                       s->name_line, s->name_col);
@@ -550,7 +601,7 @@ static int statement(builder *b, const brn_stmt *s)
 	int id;
 	switch (s->kind) {
 	case BRN_ST_ASSIGN: {
-		if (find(g, s->name) >= 0)
+		if (find(b, s->name) >= 0)
 			return err(b, s->name_line, s->name_col, "name '%s' is already defined", s->name);
 		if (s->value->kind != BRN_EX_CALL)
 			return err(b, s->value->line, s->value->col, "expected a call such as conv(x, 32) after '%s ='",
@@ -563,7 +614,7 @@ static int statement(builder *b, const brn_stmt *s)
 		if (strcmp(s->value->text, "softmax_cross_entropy") != 0)
 			return err(b, s->value->line, s->value->col, "unknown loss '%s'; expected softmax_cross_entropy",
 			           s->value->text);
-		if (find(g, "loss") >= 0)
+		if (find(b, "loss") >= 0)
 			return err(b, s->line, s->col, "name 'loss' is already defined; the loss takes that name");
 		if (build_call(b, s->value, &id))
 			return -1;
@@ -586,6 +637,18 @@ static int statement(builder *b, const brn_stmt *s)
 	default:
 		return header(b, s);
 	}
+}
+
+/* An upper bound of the nodes an expression makes: its calls (names too,
+ * for input and labels). Nesting is bounded by the parser. */
+static size_t count_calls(const brn_expr *e, int depth)
+{
+	if (!e || depth > 1000)
+		return 0;
+	size_t n = 1;
+	for (const brn_arg *a = e->args; a; a = a->next)
+		n += count_calls(a->value, depth + 1);
+	return n;
 }
 
 int brn_graph_build(const brn_ast *ast, int batch_override, const char *default_schedule,
@@ -619,6 +682,13 @@ int brn_graph_build(const brn_ast *ast, int batch_override, const char *default_
 		g->batch = 1;
 	if (!g->schedule)
 		g->schedule = "paper";
+	/* nodes are large (two schedules each): allocate them once, not by doubling */
+	size_t calls = 2;
+	for (const brn_stmt *t = s; t; t = t->next)
+		calls += count_calls(t->value, 0);
+	if (calls < INT_MAX / 2 && !(g->nodes = brn_arena_alloc(arena, calls * sizeof *g->nodes)))
+		return err(&b, s->line, s->col, "out of memory");
+	g->cap = g->nodes ? (int)calls : 0;
 	for (; s; s = s->next)
 		if (statement(&b, s))
 			return -1;
@@ -777,9 +847,19 @@ int brn_graph_check(const brn_graph *g, brn_diag *d)
 		for (int k = 0; k < 4; k++)
 			if (n->shape[k] < 1)
 				return brn_diag_error(d, g->file, n->line, n->col, "node %s has an empty shape", n->name);
-		for (int k = 0; k < i; k++)
-			if (strcmp(g->nodes[k].name, n->name) == 0)
-				return brn_diag_error(d, g->file, n->line, n->col, "name %s used twice", n->name);
 	}
-	return 0;
+	/* names unique, through a table of their own */
+	names t = {NULL, 0, 0};
+	brn_arena a;
+	brn_arena_init(&a);
+	int rc = 0;
+	for (int i = 0; i < g->n && !rc; i++) {
+		if (names_find(&t, g, g->nodes[i].name) >= 0)
+			rc = brn_diag_error(d, g->file, g->nodes[i].line, g->nodes[i].col, "name %s used twice",
+			                    g->nodes[i].name);
+		else if (names_add(&t, g, i, &a))
+			rc = brn_diag_error(d, g->file, 0, 0, "out of memory");
+	}
+	brn_arena_free(&a);
+	return rc;
 }
