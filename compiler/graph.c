@@ -356,11 +356,19 @@ static int bind_args(builder *b, brn_node *n, const brn_op_def *def, const brn_e
 
 static int window(builder *b, brn_node *n, const brn_node *x, const char *what)
 {
-	/* in long long: pad may be any int the source wrote */
+	/* Bounded by the input, so that the generated code's positions
+	 * (oy * stride - pad + ky < H + 2 * pad) stay small ints and no window
+	 * loops over billions of padding positions. */
+	if (n->pad[0] > x->shape[2] || n->pad[1] > x->shape[3])
+		return err(b, n->line, n->col, "%s: pad %dx%d is larger than the input %dx%d", what,
+		           n->pad[0], n->pad[1], x->shape[2], x->shape[3]);
 	long long ph = x->shape[2] + 2LL * n->pad[0], pw = x->shape[3] + 2LL * n->pad[1];
 	if (n->kernel[0] > ph || n->kernel[1] > pw)
 		return err(b, n->line, n->col, "%s: kernel %dx%d is larger than the padded input %lldx%lld",
 		           what, n->kernel[0], n->kernel[1], ph, pw);
+	if (n->stride[0] > ph || n->stride[1] > pw)
+		return err(b, n->line, n->col, "%s: stride %dx%d is larger than the padded input %lldx%lld",
+		           what, n->stride[0], n->stride[1], ph, pw);
 	long long oh = (ph - n->kernel[0]) / n->stride[0] + 1, ow = (pw - n->kernel[1]) / n->stride[1] + 1;
 	if (oh > INT_MAX / 4 || ow > INT_MAX / 4 || oh * ow > INT_MAX / 4)
 		return err(b, n->line, n->col, "%s: output of %lldx%lld per channel is too large", what, oh, ow);

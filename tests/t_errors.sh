@@ -509,15 +509,43 @@ model m;
 input x[1, 8, 8];
 c = maxpool(x, 2, pad=2);
 EOF
-bad huge_pad 'huge_pad.brn:3:5: error: conv: output of 2147483656x2147483656 per channel is too large' <<'EOF'
+bad huge_pad 'huge_pad.brn:3:5: error: conv: output of 24576x24576 per channel is too large' <<'EOF'
 model m;
-input x[1, 8, 8];
-c = conv(x, 1, kernel=1, pad=1073741824);
+input x[1, 8192, 8192];
+c = conv(x, 1, kernel=1, pad=8192);
 EOF
-bad huge_weight 'huge_weight.brn:3:5: error: conv: a weight of 8589934592 values is too large' <<'EOF'
+bad huge_weight 'huge_weight.brn:3:5: error: conv: a weight of 1073741824 values is too large' <<'EOF'
+model m;
+input x[1, 8, 65536];
+c = conv(x, 2048, kernel=[8, 65536]);
+EOF
+# kernel, pad and stride bounded by the input: no int overflow in the
+# generated code's positions, no window over billions of padding positions
+bad pad_int_overflow 'pad_int_overflow.brn:3:5: error: conv: pad 2000000000x2000000000 is larger than the input 8x8' caret <<'EOF'
 model m;
 input x[1, 8, 8];
-c = conv(x, 1, kernel=[8, 1073741824], pad=[0, 536870912]);
+c = conv(x, 1, kernel=1, pad=2000000000, stride=1000000000);
+EOF
+bad pad_larger 'pad_larger.brn:3:5: error: conv: pad 1x9 is larger than the input 8x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 1, kernel=1, pad=[1, 9]);
+EOF
+bad pool_huge 'pool_huge.brn:3:5: error: maxpool: pad 1999999999x1999999999 is larger than the input 8x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+p = maxpool(x, 2000000000, pad=1999999999, stride=1000000000);
+EOF
+bad stride_larger 'stride_larger.brn:3:5: error: avgpool: stride 1000000000x1 is larger than the padded input 10x10' <<'EOF'
+model m;
+input x[1, 8, 8];
+p = avgpool(x, 3, pad=1, stride=[1000000000, 1]);
+EOF
+good window_bounds <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 2, kernel=1, pad=8, stride=24);
+p = maxpool(c, 1, stride=1);
 EOF
 bad add_shapes 'add_shapes.brn:4:5: error: add: shapes differ: '\''x'\'' is [1, 8, 8], '\''c'\'' is [4, 6, 6]' <<'EOF'
 model m;
