@@ -510,19 +510,24 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 	int rc = E.failed ? -1 : 0;
 	if (!rc && (header.bad || host.bad || clfile.bad))
 		rc = brn_diag_error(d, "", 0, 0, "out of memory while emitting code");
-	char path[4096];
+	/* BASE + extension, at any length: a cut path would write BASE.c over BASE.h */
+	size_t blen = strlen(o->base);
+	char *path = malloc(blen + 4);
+	if (!rc && !path)
+		rc = brn_diag_error(d, "", 0, 0, "out of memory while emitting code");
 	if (!rc) {
-		snprintf(path, sizeof path, "%s.h", o->base);
+		snprintf(path, blen + 4, "%s.h", o->base);
 		rc = write_file(&E, path, &header);
 	}
 	if (!rc) {
-		snprintf(path, sizeof path, "%s.c", o->base);
+		snprintf(path, blen + 4, "%s.c", o->base);
 		rc = write_file(&E, path, &host);
 	}
 	if (!rc && opencl) {
-		snprintf(path, sizeof path, "%s.cl", o->base);
+		snprintf(path, blen + 4, "%s.cl", o->base);
 		rc = write_file(&E, path, &clfile);
 	}
+	free(path);
 	for (int i = 0; i < h.n; i++)
 		free(h.vars[i].value);
 	free(header.s);

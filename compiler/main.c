@@ -127,6 +127,21 @@ static int build_shared(const char *argv0, const char *base, const char *target)
 	return 0;
 }
 
+/* -o BASE names files BASE.h, BASE.c: its last part must be a file name,
+ * and one the generated .c can #include "BASE.h". */
+static int check_base(const char *base)
+{
+	const char *name = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
+	if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+		return usage_error("-o '%s' names a directory; expected a file base such as 'dir/model' "
+		                   "(brnc writes BASE.h and BASE.c)", base);
+	for (const char *c = name; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || *c == 0x7f)
+			return usage_error("-o '%s': the file name cannot be #included (no '\"', '\\' or control "
+			                   "characters)", base);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	brn_options o;
@@ -191,6 +206,8 @@ int main(int argc, char **argv)
 	}
 	if (!o.model)
 		return usage_error("no model file given%s", "");
+	if (o.out && check_base(o.out))
+		return 2;
 	if (o.weights && !strcmp(o.mode, "train"))
 		return usage_error("--weights folds weights into inference code; use --mode infer (a training "
 		                   "program loads weights at run time with _open)%s", "");

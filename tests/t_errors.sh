@@ -689,6 +689,41 @@ usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
 usage "brnc: --emit must be graph or dot, not 'svg'" --emit svg ok.brn
 usage "brnc: option --batch needs a value" ok.brn --batch
 usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
+# outputs: never an input, never a cut or empty name
+usage "brnc: -o 'adir/' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o adir/ ok.brn
+usage "brnc: -o '' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o '' ok.brn
+usage "brnc: -o 'x/..' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o x/.. ok.brn
+usage "brnc: -o 'a\"b': the file name cannot be #included (no '\"', '\\' or control characters)" -o 'a"b' ok.brn
+check $([ ! -e adir/.h ] && [ ! -e .h ] && [ ! -e 'a"b.h' ] && echo 1) "bad -o bases write nothing"
+# overwrite NAME FILE 'first line' ARGS...: refused (exit 1), FILE unchanged
+overwrite() {
+	local name=$1 file=$2 want=$3
+	shift 3
+	cp ok.brn keep.brn
+	"$BRNC" "$@" >out.txt 2>err.txt
+	rc=$?
+	first=$(sed -n 1p err.txt)
+	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && cmp -s "$file" keep.brn && echo 1) "$name: $want" \
+		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
+}
+cp ok.brn m.h
+overwrite "model named like its header" m.h "error: output 'm.h' is the model file 'm.h'; choose another -o BASE" m.h
+rm -f m.h
+cp ok.brn model.c
+overwrite "-o over the model" model.c "error: output 'model.c' is the model file 'model.c'; choose another -o BASE" model.c -o model
+ln -s ok.brn linked.h
+overwrite "-o over a link to the model" ok.brn "error: output 'linked.h' is the model file 'ok.brn'; choose another -o BASE" ok.brn -o linked
+cp ok.brn st.c
+overwrite "-o over the weights" st.c "error: output 'st.c' is the weights file 'st.c'; choose another -o BASE" ok.brn --weights st.c -o st
+# a base of 4094 characters: BASE.h is past PATH_MAX; it was cut to "BASE." and BASE.c overwrote it
+long=$(for i in $(seq 20); do printf 'd%.0s' $(seq 200); printf /; done)
+mkdir -p "$long"
+base="$long$(printf 'b%.0s' $(seq 74))"
+"$BRNC" ok.brn -o "$base" >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q ': error: cannot write: File name too long$' err.txt &&
+	[ -z "$(ls "$long")" ] && echo 1) "a 4094-character base is refused, not cut" "exit $rc: $(cut -c1-60 err.txt)..."
+rm -rf d*
 "$BRNC" --help >out.txt 2>err.txt
 rc=$?
 check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 1) "--help prints usage, exit 0"
