@@ -689,7 +689,9 @@ usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
 usage "brnc: --emit must be graph or dot, not 'svg'" --emit svg ok.brn
 usage "brnc: option --batch needs a value" ok.brn --batch
 usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
-# outputs: never an input, never a cut or empty name
+# outputs: never an input, never a cut or empty name, never through a shell
+usage "brnc: --shared needs -o BASE" --shared ok.brn
+check $([ ! -e m.h ] && [ ! -e m.c ] && echo 1) "--shared without -o writes nothing"
 usage "brnc: -o 'adir/' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o adir/ ok.brn
 usage "brnc: -o '' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o '' ok.brn
 usage "brnc: -o 'x/..' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o x/.. ok.brn
@@ -724,6 +726,13 @@ rc=$?
 check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q ': error: cannot write: File name too long$' err.txt &&
 	[ -z "$(ls "$long")" ] && echo 1) "a 4094-character base is refused, not cut" "exit $rc: $(cut -c1-60 err.txt)..."
 rm -rf d*
+# --shared runs the C compiler without a shell
+"$BRNC" ok.brn --shared -o "q';touch INJECTED;echo '" >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && [ ! -e INJECTED ] && [ -e "q';touch INJECTED;echo '.so" ] && echo 1) \
+	"--shared passes names to cc as they are" "exit $rc: $(sed -n 1p err.txt)"
+"$BRNC" ok.brn --shared -o "-dash" >out.txt 2>err.txt
+check $([ "$?" = 0 ] && [ -e ./-dash.so ] && echo 1) "--shared with a base that starts with '-'" "$(sed -n 1p err.txt)"
 "$BRNC" --help >out.txt 2>err.txt
 rc=$?
 check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 1) "--help prints usage, exit 0"
