@@ -733,6 +733,17 @@ check $([ "$rc" = 0 ] && [ ! -e INJECTED ] && [ -e "q';touch INJECTED;echo '.so"
 	"--shared passes names to cc as they are" "exit $rc: $(sed -n 1p err.txt)"
 "$BRNC" ok.brn --shared -o "-dash" >out.txt 2>err.txt
 check $([ "$?" = 0 ] && [ -e ./-dash.so ] && echo 1) "--shared with a base that starts with '-'" "$(sed -n 1p err.txt)"
+# names in comments and strings: a path with a star-slash, and with a trigraph "??/"
+mkdir -p 'x*' 'q??'
+printf 'model m;\ninput x[1, 8, 8];\nc = conv(x, 2);\n' >'x*/m.brn'
+cp 'x*/m.brn' 'q??/m.brn'
+"$BRNC" 'x*/m.brn' -o star 2>err.txt &&
+	"$BRNC" 'q??/m.brn' --target opencl -o tri 2>>err.txt &&
+	"${BRN_CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$OLDPWD/runtime" -c star.c -o star.o 2>>err.txt &&
+	"${BRN_CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$OLDPWD/runtime" -c tri.c -o tri.o 2>>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && grep -q 'from x\*\\/m.brn; do not edit' star.h && echo 1) \
+	"a star-slash in the source path stays inside the comment" "$(sed -n 1p err.txt)"
 "$BRNC" --help >out.txt 2>err.txt
 rc=$?
 check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 1) "--help prints usage, exit 0"
