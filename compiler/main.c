@@ -33,7 +33,7 @@ static const char usage[] =
 	"  --step T           fold the r_max/d_max schedule at step T\n"
 	"  --no-fuse          one kernel per op (for comparison)\n"
 	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
-	"  --shared           also build BASE.so for brnrun (needs cc)\n"
+	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
 	"  -h, --help         this help\n"
 	"  --version          the version\n"
 	"\n"
