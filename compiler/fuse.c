@@ -856,6 +856,7 @@ static void backward_pool(lower *L, const brn_node *n)
 		shape_vars(L, x, n);
 		window_vars(L, n);
 		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
+		num(L, "TILED", n->stride[0] == n->kernel[0] && n->stride[1] == n->kernel[1] && !n->pad[0] && !n->pad[1]);
 		var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
 		buf_var(L, "X", value_buf(L, x->id));
 	}
