@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,11 +146,13 @@ static int parse_step(const char *path, const cJSON *meta, int64_t *step, brnrt_
 		return BRN_OK;
 	if (!cJSON_IsString(s))
 		return brnrt_errorf(e, BRN_EFORMAT, "%s: __metadata__ step is not a string", path);
+	/* strtoll alone would take " -5" and "+5": only what save writes is a step */
+	const char *digits = s->valuestring + (s->valuestring[0] == '-');
 	errno = 0;
 	v = strtoll(s->valuestring, &end, 10);
-	if (errno || end == s->valuestring || *end)
-		return brnrt_errorf(e, BRN_EFORMAT, "%s: __metadata__ step '%s' is not an integer",
-		                    path, s->valuestring);
+	if (*digits < '0' || *digits > '9' || errno || *end)
+		return brnrt_errorf(e, BRN_EFORMAT, "%s: __metadata__ step '%s' is not an integer%s",
+		                    path, s->valuestring, errno == ERANGE ? " of 64 bits" : "");
 	*step = v;
 	return BRN_OK;
 }
@@ -297,6 +300,15 @@ static int check_header(const char *path, const cJSON *root, int64_t data_size,
 	}
 	if ((rc = check_overlap(path, ts, *count, e)) != BRN_OK)
 		return rc;
+	/* bytes that no tensor owns are damage, or a second file appended */
+	int64_t data_end = 0;
+	for (int i = 0; i < *count; i++)
+		data_end = ts[i].end > data_end ? ts[i].end : data_end;
+	if (data_end != data_size)
+		return brnrt_errorf(e, BRN_EFORMAT,
+		                    "%s: %lld bytes after the last tensor's data (the tensors end "
+		                    "at byte %lld of %lld)", path, (long long)(data_size - data_end),
+		                    (long long)data_end, (long long)data_size);
 	for (int i = 0; i < n; i++) {
 		if (seen[i] || specs[i].optional)
 			continue;
@@ -334,18 +346,35 @@ static int read_tensors(const char *path, int fd, int64_t data_start,
 		}
 		at += len;
 	}
+	/* decode in place, and refuse a NaN or an infinity before any is copied */
 	at = 0;
 	for (int i = 0; i < count; i++) {
 		size_t len = (size_t)(ts[i].end - ts[i].begin);
 		if (ts[i].spec < 0)
 			continue;
-		float *dst = specs[ts[i].spec].data;
-		for (size_t k = 0; k < len / 4; k++, at += 4) {
-			const unsigned char *b = scratch + at;
+		for (size_t k = 0; k < len / 4; k++) {
+			unsigned char *b = scratch + at + 4 * k;
 			uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
 			             (uint32_t)b[3] << 24;
-			memcpy(&dst[k], &u, 4);
+			float v;
+			memcpy(&v, &u, 4);
+			memcpy(b, &v, 4);
+			if (!isfinite(v)) {
+				free(scratch);
+				return brnrt_errorf(e, BRN_EFORMAT,
+				                    "%s: tensor '%s' has %s at index %zu; weights must be finite",
+				                    path, ts[i].name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", k);
+			}
 		}
+		at += len;
+	}
+	at = 0;
+	for (int i = 0; i < count; i++) {
+		size_t len = (size_t)(ts[i].end - ts[i].begin);
+		if (ts[i].spec < 0)
+			continue;
+		memcpy(specs[ts[i].spec].data, scratch + at, len);
+		at += len;
 	}
 	free(scratch);
 	return BRN_OK;

@@ -18,8 +18,10 @@ typedef struct brnrt_st_tensor {
  * named in specs with the same shape, and every non-optional spec must be
  * present; tensors whose names end in ignore_suffix (may be NULL) are
  * skipped. Errors name the file and the tensor, and for a mismatch both the
- * model's and the file's shape. *step (may be NULL) gets __metadata__.step,
- * or 0 when absent. Nothing is written into specs unless all checks pass. */
+ * model's and the file's shape. Every value read must be finite, and no
+ * byte may follow the last tensor's data. *step (may be NULL) gets
+ * __metadata__.step (digits with an optional '-'), or 0 when absent.
+ * Nothing is written into specs unless all checks pass. */
 int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
                   const char *ignore_suffix, int64_t *step, brnrt_error *e);
 

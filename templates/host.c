@@ -140,6 +140,31 @@ static int specs(model *m, brnrt_st_tensor *t, int optional_momentum)
 	return k;
 }
 
+/* What brnrt_st_load cannot know: a moving sigma divides, so it is
+ * positive; the step counts up from 0 and must have room for one more. */
+static int check_loaded(model *m, const char *path, int64_t step)
+{
+	if (step < 0 || step == INT64_MAX) {
+		snprintf(m->err, sizeof m->err, "%s: step %lld is outside 0..%lld", path, (long long)step,
+		         (long long)INT64_MAX - 1);
+		return BRN_EFORMAT;
+	}
+	for (int i = 0; i < N_SLOTS; i++) {
+		const struct slot *s = &slots[i];
+		size_t len = strlen(s->name);
+		if (len < 6 || strcmp(s->name + len - 6, ".sigma") != 0)
+			continue;
+		for (long e = 0; e < s->count; e++)
+			if (!(m->host[s->off + e] > 0)) {
+				snprintf(m->err, sizeof m->err,
+				         "%s: tensor '%s' has %g at index %ld; a moving sigma must be positive", path,
+				         s->name, (double)m->host[s->off + e], e);
+				return BRN_EFORMAT;
+			}
+	}
+	return 0;
+}
+
 static int load(model *m, const char *path)
 {
 	brnrt_st_tensor t[2 * N_SLOTS];
@@ -149,6 +174,8 @@ static int load(model *m, const char *path)
 	int rc = brnrt_st_load(path, t, k, TRAINING ? NULL : ".momentum", &step, &e);
 	if (rc)
 		return fail(m, rc, e.msg);
+	if ((rc = check_loaded(m, path, step)))
+		return rc;
 	m->step = step;
 	return dev_write(m, 0, m->host, STATE_FLOATS);
 }

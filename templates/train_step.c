@@ -10,6 +10,10 @@ int ${MODEL}_train_step(model *m, const float *x, const int32_t *y, int n, float
 			         (int)y[i], i, CLASSES - 1);
 			return BRN_EARG;
 		}
+	if (m->step == INT64_MAX) {
+		snprintf(m->err, sizeof m->err, "the step counter is at its largest value, %lld", (long long)m->step);
+		return BRN_EARG;
+	}
 	float losses[${BATCH}];
 	m->n = n;
 	m->lr = lr;

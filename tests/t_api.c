@@ -5,6 +5,8 @@
 #include "brnrt_cl.h"
 #include "codegen.h"
 
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 
 enum { BATCH = 4, IN = 50, OUT = 3 };
@@ -156,6 +158,101 @@ static void failed_opens(api *a, const char *t, int opencl)
 	}
 }
 
+/* Copies the checkpoint src to dst with one value of one tensor replaced
+ * (name NULL: none) and the step set; 0 on success. */
+static int rewrite(const char *src, const char *dst, const char *name, long index, float value,
+                   int64_t step)
+{
+	brnrt_st_tensor t[32];
+	brnrt_error e;
+	char header[8192];
+	unsigned char len[8];
+	int n = 0, rc = -1;
+	FILE *f = fopen(src, "rb");
+	uint64_t hlen = 0;
+	if (!f || fread(len, 1, 8, f) != 8)
+		goto done;
+	for (int i = 7; i >= 0; i--)
+		hlen = hlen << 8 | len[i];
+	if (hlen >= sizeof header || fread(header, 1, hlen, f) != hlen)
+		goto done;
+	header[hlen] = 0;
+	cJSON *root = cJSON_Parse(header), *item;
+	cJSON_ArrayForEach(item, root) {
+		cJSON *shape = cJSON_GetObjectItem(item, "shape"), *d;
+		if (!shape || n == 32)
+			continue;
+		memset(&t[n], 0, sizeof t[n]);
+		t[n].name = item->string;
+		long count = 1;
+		cJSON_ArrayForEach(d, shape) {
+			t[n].shape[t[n].ndim++] = (int64_t)d->valuedouble;
+			count *= (long)d->valuedouble;
+		}
+		t[n++].data = calloc((size_t)count, sizeof(float));
+	}
+	if (brnrt_st_load(src, t, n, NULL, NULL, &e) == 0) {
+		for (int i = 0; i < n; i++)
+			if (name && !strcmp(t[i].name, name))
+				t[i].data[index] = value;
+		rc = brnrt_st_save(dst, t, n, step, &e);
+	}
+	if (rc)
+		diag("rewrite %s: %s", src, e.msg);
+	for (int i = 0; i < n; i++)
+		free(t[i].data);
+	cJSON_Delete(root);
+done:
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+/* Checkpoints that brnrt_st_load reads but a model cannot run from. */
+static void bad_checkpoints(api *a, const char *t)
+{
+	const char *good = at("good.safetensors"), *bad = at("bad.safetensors");
+	char want[1200];
+	float x[BATCH * IN] = {0}, loss;
+	int32_t y[BATCH] = {0, 1, 2, 0};
+	void *m = NULL;
+	if (a->save(a->m, good))
+		diag("save: %s", a->error(a->m));
+	struct {
+		const char *name;
+		long index;
+		float value;
+		int64_t step;
+		const char *msg;
+	} cases[] = {
+		{"n.sigma", 1, 0.0f, 3, "tensor 'n.sigma' has 0 at index 1; a moving sigma must be positive"},
+		{"n.sigma", 2, -1.5f, 3, "tensor 'n.sigma' has -1.5 at index 2; a moving sigma must be positive"},
+		{"c.weight", 3, NAN, 3, "tensor 'c.weight' has NaN at index 3; weights must be finite"},
+		{"n.mean", 0, -INFINITY, 3, "tensor 'n.mean' has -inf at index 0; weights must be finite"},
+		{NULL, 0, 0, -5, "step -5 is outside 0..9223372036854775806"},
+		{NULL, 0, 0, INT64_MAX, "step 9223372036854775807 is outside 0..9223372036854775806"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		rewrite(good, bad, cases[i].name, cases[i].index, cases[i].value, cases[i].step);
+		int rc = a->open(&m, bad);
+		snprintf(want, sizeof want, "%s: %s", bad, cases[i].msg);
+		is_int(rc, BRN_EFORMAT, "%s: open refuses %s", t, cases[i].msg);
+		is_str(m ? a->error(m) : "", want, "%s: the message names the file and the tensor", t);
+		a->close(m);
+	}
+
+	/* the last step there is room for, then a refusal instead of overflow */
+	rewrite(good, bad, NULL, 0, 0, INT64_MAX - 1);
+	is_int(a->open(&m, bad), 0, "%s: step INT64_MAX - 1 opens", t);
+	is_int(a->train_step(m, x, y, BATCH, 0.1f, &loss), 0, "%s: one more step", t);
+	ok(a->step(m) == INT64_MAX, "%s: to INT64_MAX", t);
+	is_int(a->train_step(m, x, y, BATCH, 0.1f, &loss), BRN_EARG, "%s: the next is refused", t);
+	is_str(a->error(m), "the step counter is at its largest value, 9223372036854775807",
+	       "%s: saying why", t);
+	ok(a->step(m) == INT64_MAX, "%s: and the step stays", t);
+	a->close(m);
+}
+
 static void run_target(const char *target)
 {
 	api a;
@@ -168,6 +265,7 @@ static void run_target(const char *target)
 		return;
 	}
 	bad_arguments(&a, target);
+	bad_checkpoints(&a, target);
 	null_model(&a, target);
 	failed_opens(&a, target, !strcmp(target, "opencl"));
 	cg_unload(&a);

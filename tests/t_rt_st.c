@@ -298,6 +298,43 @@ static void test_rejections(void)
 	           (snprintf(msg, sizeof msg, "%s: __metadata__ step is not a string", p), msg),
 	           "numeric step");
 
+	const char *steps[] = {" -5", "+5", "", "-", "5 ", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		snprintf(json, sizeof json, "{\"__metadata__\":{\"step\":\"%s\"}, %s, %s}", steps[i], W, B);
+		write_st(p, json, 1280);
+		snprintf(msg, sizeof msg, "%s: __metadata__ step '%s' is not an integer%s", p, steps[i],
+		         i == 5 ? " of 64 bits" : "");
+		load_fails(p, BRN_EFORMAT, msg, steps[i]);
+	}
+
+	snprintf(json, sizeof json, "{%s, %s}", W, B);
+	write_st(p, json, 1290);
+	load_fails(p, BRN_EFORMAT,
+	           (snprintf(msg, sizeof msg, "%s: 10 bytes after the last tensor's data (the tensors end at byte 1280 of 1290)", p), msg),
+	           "trailing bytes");
+
+	/* NaN and infinities, in the weight or the bias: named, nothing written */
+	const struct { uint32_t bits; size_t at; const char *msg; } bad[] = {
+		{0x7fc00000u, 1152 + 4 * 5, "tensor 'c1.bias' has NaN at index 5"},
+		{0x7f800000u, 4 * 200, "tensor 'c1.weight' has +inf at index 200"},
+		{0xff800000u, 1152 + 4 * 31, "tensor 'c1.bias' has -inf at index 31"},
+		{0xffffffffu, 0, "tensor 'c1.weight' has NaN at index 0"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		static unsigned char file[8 + 512 + 1280];
+		snprintf(json, sizeof json, "{%s, %s}", W, B);
+		size_t hlen = strlen(json);
+		memset(file, 0, sizeof file);
+		for (int k = 0; k < 8; k++)
+			file[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+		memcpy(file + 8, json, hlen);
+		for (int k = 0; k < 4; k++)
+			file[8 + hlen + bad[i].at + (size_t)k] = (unsigned char)(bad[i].bits >> (8 * k));
+		write_bytes(p, file, 8 + hlen + 1280);
+		snprintf(msg, sizeof msg, "%s: %s; weights must be finite", p, bad[i].msg);
+		load_fails(p, BRN_EFORMAT, msg, bad[i].msg);
+	}
+
 	/* A valid file cut short: every cut is an error, and none writes. */
 	fill_pattern();
 	brnrt_error e = {{0}};
