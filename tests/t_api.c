@@ -253,6 +253,72 @@ static void bad_checkpoints(api *a, const char *t)
 	a->close(m);
 }
 
+/* A step that would make the state NaN or infinite is refused or undone:
+ * afterwards the model trains exactly as if the call had not been made. */
+static void nonfinite_steps(api *a, const char *t)
+{
+	float x[BATCH * IN], loss, before[BATCH * OUT], after[BATCH * OUT];
+	int32_t y[BATCH] = {0, 1, 2, 0};
+	void *m = NULL, *ref = NULL;
+	const char *start = at("start.safetensors");
+	for (int i = 0; i < BATCH * IN; i++)
+		x[i] = (float)((i * 5) % 13) * 0.1f - 0.6f;
+	if (a->save(a->m, start) || a->open(&m, start) || a->open(&ref, start)) {
+		ok(0, "%s: open two models at one checkpoint", t);
+		a->close(m);
+		a->close(ref);
+		return;
+	}
+	int64_t step = a->step(m);
+	logits(a, m, before);
+
+	const float lrs[] = {NAN, INFINITY, -INFINITY};
+	const char *lr_msgs[] = {"lr is NaN; it must be a finite number", "lr is +inf; it must be a finite number",
+	                         "lr is -inf; it must be a finite number"};
+	for (int i = 0; i < 3; i++) {
+		is_int(a->train_step(m, x, y, BATCH, lrs[i], &loss), BRN_EARG, "%s: %s", t, lr_msgs[i]);
+		is_str(a->error(m), lr_msgs[i], "%s: its message", t);
+	}
+	x[2 * IN + 7] = NAN;
+	is_int(a->train_step(m, x, y, BATCH, 0.1f, &loss), BRN_EARG, "%s: one NaN in x is BRN_EARG", t);
+	is_str(a->error(m), "x[107] (example 2) is NaN; inputs must be finite", "%s: its message", t);
+	x[2 * IN + 7] = 0.5f;
+
+	/* finite inputs that overflow: the step runs, and is undone */
+	float huge[BATCH * IN];
+	for (int i = 0; i < BATCH * IN; i++)
+		huge[i] = (i % 3 ? 3e38f : -3e38f);
+	loss = 42;
+	int rc = a->train_step(m, huge, y, BATCH, 0.1f, &loss);
+	is_int(rc, BRN_ENUMERIC, "%s: a step that overflows is BRN_ENUMERIC", t);
+	is_str(a->error(m), "the step made 'c.weight' NaN at index 0; the model is as it was before the step",
+	       "%s: naming the first tensor that went non-finite", t);
+	ok(loss == 42 && a->step(m) == step, "%s: loss untouched, step still %lld", t, (long long)a->step(m));
+	logits(a, m, after);
+	ok(!memcmp(before, after, sizeof before), "%s: the outputs are as before", t);
+
+	/* after the refusals, a step does what it does on an untouched model */
+	is_int(a->train_step(m, x, y, BATCH, 0.1f, &loss), 0, "%s: a good step after them", t);
+	is_int(a->train_step(ref, x, y, BATCH, 0.1f, &loss), 0, "%s: the same step on a fresh copy", t);
+	logits(a, m, before);
+	logits(a, ref, after);
+	ok(!memcmp(before, after, sizeof before) && a->step(m) == step + 1 && a->step(ref) == step + 1,
+	   "%s: both give the same outputs: weights, statistics and momentum were restored", t);
+	const char *pa = at("a.safetensors"), *pb = at("b.safetensors");
+	a->save(m, pa);
+	a->save(ref, pb);
+	FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+	static unsigned char ba[1 << 16], bb[1 << 16];
+	size_t na = fa ? fread(ba, 1, sizeof ba, fa) : 0, nb = fb ? fread(bb, 1, sizeof bb, fb) : 0;
+	ok(na > 0 && na == nb && !memcmp(ba, bb, na), "%s: and save the same file", t);
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	a->close(m);
+	a->close(ref);
+}
+
 static void run_target(const char *target)
 {
 	api a;
@@ -266,6 +332,7 @@ static void run_target(const char *target)
 	}
 	bad_arguments(&a, target);
 	bad_checkpoints(&a, target);
+	nonfinite_steps(&a, target);
 	null_model(&a, target);
 	failed_opens(&a, target, !strcmp(target, "opencl"));
 	cg_unload(&a);
