@@ -30,10 +30,11 @@ ${DIALECT_INCLUDE}
 
 const int ${MODEL}_batch = ${BATCH}, ${MODEL}_input_size = ${INPUT_SIZE}, ${MODEL}_output_size = ${OUTPUT_SIZE};
 
-/* Parameters and statistics, as named in weights files. init: 0 He-normal
- * (fan_in), 1 zeros, 2 ones. */
+/* Parameters and statistics, as named in weights files (momentum: the name
+ * of the trainable ones' momentum buffer). init: 0 He-normal (fan_in),
+ * 1 zeros, 2 ones. */
 static const struct slot {
-	const char *name;
+	const char *name, *momentum;
 	long off, count;
 	int ndim;
 	int64_t shape[4];
@@ -55,7 +56,6 @@ struct ${MODEL} {
 	float lr;
 	struct device dev;
 	char err[1024];
-	char names[2 * N_SLOTS][160]; /* momentum tensor names */
 };
 
 ${KERNELS}
@@ -126,12 +126,8 @@ static int specs(model *m, brnrt_st_tensor *t, int optional_momentum)
 			if (pass == 1 && !s->trainable)
 				continue;
 			memset(&t[k], 0, sizeof t[k]);
-			t[k].name = s->name;
-			if (pass == 1) {
-				snprintf(m->names[k], sizeof m->names[k], "%s.momentum", s->name);
-				t[k].name = m->names[k];
-				t[k].optional = optional_momentum;
-			}
+			t[k].name = pass == 1 ? s->momentum : s->name;
+			t[k].optional = pass == 1 && optional_momentum;
 			t[k].ndim = s->ndim;
 			memcpy(t[k].shape, s->shape, sizeof t[k].shape);
 			t[k].data = m->host + s->off + (pass == 1 ? MOMENTUM_OFF : 0);

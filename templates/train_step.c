@@ -17,8 +17,8 @@ static int check_state(model *m, const float *state)
 			for (long e = 0; e < s->count; e++)
 				if (!isfinite(v[e])) {
 					snprintf(m->err, sizeof m->err,
-					         "the step made '%s%s' %s at index %ld; the model is as it was before the step",
-					         s->name, pass ? ".momentum" : "", nonfinite_name(v[e]), e);
+					         "the step made '%s' %s at index %ld; the model is as it was before the step",
+					         pass ? s->momentum : s->name, nonfinite_name(v[e]), e);
 					return BRN_ENUMERIC;
 				}
 		}

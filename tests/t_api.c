@@ -319,6 +319,79 @@ static void nonfinite_steps(api *a, const char *t)
 	a->close(ref);
 }
 
+/* Names of any length reach the file whole. Slot names stop at 152
+ * characters (a 128-character target, ".batch_renorm1000.gamma"), so their
+ * momentum names pass 159, where a fixed buffer once cut them. Compiling
+ * the C of 1000 norms takes too long for a test: this reads the emitted code
+ * for the names that _save writes (the slot table's literals). */
+static void long_names(void)
+{
+	char target[129], *text = malloc(1 << 20), want[512], base[700];
+	size_t len = 0;
+	memset(target, 'l', 128);
+	target[128] = 0;
+	/* add(add(...), add(...)) over 1000 batch_renorm(x): depth 10 */
+	struct {
+		int k, state;
+	} stack[64];
+	int top = 0;
+	len += (size_t)sprintf(text + len, "model long_names; batch 2; input x[1, 1, 1]; labels y[2];\n%s = ", target);
+	stack[top].k = 1000, stack[top++].state = 0;
+	while (top > 0) {
+		int k = stack[top - 1].k, st = stack[top - 1].state++;
+		if (k == 1) {
+			len += (size_t)sprintf(text + len, "batch_renorm(x)");
+			top--;
+		} else if (st == 0) {
+			len += (size_t)sprintf(text + len, "add(");
+			stack[top].k = k / 2, stack[top++].state = 0;
+		} else if (st == 1) {
+			len += (size_t)sprintf(text + len, ", ");
+			stack[top].k = k - k / 2, stack[top++].state = 0;
+		} else {
+			len += (size_t)sprintf(text + len, ")");
+			top--;
+		}
+	}
+	sprintf(text + len, ";\nz = dense(flatten(%s), 2);\nloss softmax_cross_entropy(z, y);\noutput z;\n", target);
+	const char *model = at("long_names.brn");
+	FILE *f = fopen(model, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	snprintf(base, sizeof base, "%s", at("long_names"));
+	brn_options o;
+	memset(&o, 0, sizeof o);
+	o.model = model;
+	o.out = base;
+	o.target = "c";
+	o.mode = "train";
+	o.schedule_dir = "schedules";
+	o.step = -1;
+	brn_diag d;
+	memset(&d, 0, sizeof d);
+	int rc = brn_compile(&o, stdout, &d);
+	is_int(rc, 0, "long names: brnc compiles 1000 norms in one statement (%s)", d.msg);
+	snprintf(want, sizeof want, "{\"%s.batch_renorm1000.gamma\", \"%s.batch_renorm1000.gamma.momentum\", ", target,
+	         target);
+	snprintf(base + strlen(base), sizeof base - strlen(base), ".c");
+	int found = 0, fixed = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	f = fopen(base, "r");
+	while (f && getline(&line, &cap, f) > 0) {
+		found |= strstr(line, want) != NULL;
+		fixed |= strstr(line, "[160]") != NULL;
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	ok(found, "long names: the slot table names the momentum whole");
+	ok(f && !fixed, "long names: no fixed-size name buffer in the generated code");
+	free(text);
+}
+
 static void run_target(const char *target)
 {
 	api a;
@@ -346,6 +419,7 @@ int main(void)
 	unsetenv("BRN_THREADS");
 	unsetenv("BRN_DEVICE");
 	run_target("c");
+	long_names();
 	brnrt_cl_device d;
 	int count = 0;
 	brnrt_error e;
