@@ -27,7 +27,9 @@ int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
 
 /* Writes the specs (F32, little-endian) with "step" in __metadata__ to
  * path.tmp-<pid>, flushes it, and renames it over path, so a crash never
- * leaves a torn file at path. Threads may save at once, even to one path. */
+ * leaves a torn file at path. Threads may save at once, even to one path.
+ * Temp files of path that a killed save left (path.tmp-<pid> of a process
+ * that no longer runs) are removed. */
 int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
                   int64_t step, brnrt_error *e);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SENTINEL 12345.0f
@@ -473,6 +474,35 @@ static void test_failed_saves(void)
 	ok(is_pattern(1) && step == 77, "with the old values and step");
 }
 
+/* A save killed before its rename leaves path.tmp-<pid>: the next save to
+ * path removes those of processes that are gone, and nothing else. */
+static void test_stale_temps(void)
+{
+	brnrt_error e = {{0}};
+	char dead[600], live[600], other[600], notpid[600], ours[600];
+	const char *path = at("stale.safetensors");
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);
+	snprintf(dead, sizeof dead, "%s.tmp-%ld", path, (long)child);
+	snprintf(live, sizeof live, "%s.tmp-%ld", path, (long)getppid());
+	snprintf(other, sizeof other, "%s.tmp-%ld", at("other.safetensors"), (long)child);
+	snprintf(notpid, sizeof notpid, "%s.tmp-%ldx", path, (long)child);
+	snprintf(ours, sizeof ours, "%s.tmp-%ld", path, (long)getpid());
+	const char *files[] = {dead, live, other, notpid};
+	for (int i = 0; i < 4; i++)
+		write_bytes(files[i], "torn", 4);
+	fill_pattern();
+	is_int(brnrt_st_save(path, specs, 3, 1, &e), BRN_OK, "save beside temp files of killed saves");
+	ok(access(dead, F_OK) != 0, "the temp file of a process that is gone is removed");
+	ok(access(live, F_OK) == 0, "one of a live process stays (its save may be under way)");
+	ok(access(other, F_OK) == 0 && access(notpid, F_OK) == 0, "other files stay");
+	ok(access(ours, F_OK) != 0, "and the save left none of its own");
+	for (int i = 0; i < 4; i++)
+		unlink(files[i]);
+}
+
 /* Two threads (two models) save to one path at once: each save succeeds
  * and the file is always one of them whole, never a mix. The temp name is
  * per process, so without a lock the threads truncate and rename each
@@ -602,6 +632,7 @@ int main(void)
 	test_rejections();
 	test_optional_and_suffix();
 	test_failed_saves();
+	test_stale_temps();
 	test_concurrent_saves();
 	test_python();
 
