@@ -179,6 +179,28 @@ fails 1 "brnrun: tfi.so was compiled with --mode infer; brnrun train needs --mod
 fails 1 "brnrun: cannot open nodata/train-images-idx3-ubyte.gz: No such file or directory" \
 	train tf.so --data nodata --steps 5
 fails 2 "brnrun: train: --ckpt-every needs --ckpt PATH" train tf.so --data data --ckpt-every 5
+
+# outputs are checked before the run: writable, and none of the inputs
+fails 1 "brnrun: --ckpt /nonexistent/dir/x: cannot write in /nonexistent/dir: No such file or directory" \
+	train tf.so --data data --steps 50 --ckpt /nonexistent/dir/x
+fails 1 "brnrun: --ckpt in.bin/x: in.bin is not a directory" train tf.so --data data --ckpt in.bin/x
+fails 1 "brnrun: --ckpt data: is a directory" train tf.so --data data --ckpt data
+sum_before=$(cksum <data/train-images-idx3-ubyte.gz)
+fails 1 "brnrun: --ckpt data/train-images-idx3-ubyte.gz: is the input data/train-images-idx3-ubyte.gz; it would be replaced" \
+	train tf.so --data data --steps 5 --ckpt data/train-images-idx3-ubyte.gz
+[ "$(cksum <data/train-images-idx3-ubyte.gz)" = "$sum_before" ]
+check $? "the training data is untouched"
+ln data/t10k-labels-idx1-ubyte.gz labels-link.gz
+fails 1 "brnrun: --ckpt labels-link.gz: is the input data/t10k-labels-idx1-ubyte.gz; it would be replaced" \
+	train tf.so --data data --steps 5 --ckpt labels-link.gz
+fails 1 "brnrun: --ckpt ./tf.so: is the input tf.so; it would be replaced" train tf.so --data data --ckpt ./tf.so
+fails 1 "brnrun: --output in.bin: is the input in.bin; it would be replaced" infer tf.so --input in.bin --output in.bin
+fails 1 "brnrun: --output nodir/out.bin: cannot write in nodir: No such file or directory" \
+	infer tf.so --input in.bin --output nodir/out.bin
+cp ck.safetensors resume.safetensors
+brnrun train tf.so --data data --weights resume.safetensors --ckpt resume.safetensors --steps 55 --lr 0.05
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion: step 55, '
+check $? "--weights and --ckpt may be one file: a run resumes and saves over it" "exit $rc: $err"
 fails 2 "brnrun: --lr wants a positive number, got '-1'" train tf.so --lr -1
 fails 2 "brnrun: train: unknown option '--frobnicate'" train tf.so --frobnicate 3
 

@@ -18,6 +18,7 @@
 #include "brnrt.h"
 #include "brnrt_cl.h"
 #include "idx.h"
+#include "paths.h"
 #include "progress.h"
 #include "sampler.h"
 
@@ -532,6 +533,12 @@ static int cmd_infer(int argc, char **argv)
 	int rc = infer_args(argc, argv, &o);
 	if (rc)
 		return rc;
+	if (o.output) {
+		char err[1024];
+		const char *inputs[] = {o.input, o.lib, o.weights};
+		if (paths_check_output("--output", o.output, inputs, 3, err, sizeof err))
+			return fail("%s", err);
+	}
 	if ((rc = load_model(&api, o.lib, o.model)) != 0)
 		return rc;
 	int batch = *api.batch, in = *api.input_size, nout = *api.output_size;
@@ -680,6 +687,19 @@ static int check_set(const model_api *api, const idx_set *s, const char *dir, co
 	return 0;
 }
 
+/* Before training: --ckpt can be written and is none of the run's inputs
+ * (--weights may be it: a run resumes and saves over its checkpoint). */
+static int check_ckpt(const train_opts *o, const char *dir)
+{
+	char paths[4][4096], err[1024];
+	idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
+	idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
+	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3]};
+	if (paths_check_output("--ckpt", o->ckpt, inputs, 5, err, sizeof err))
+		return fail("%s", err);
+	return 0;
+}
+
 static int save(const model_api *api, void *m, const char *path)
 {
 	if (api->save(m, path))
@@ -716,6 +736,8 @@ static int cmd_train(int argc, char **argv)
 	}
 	int batch = *api.batch, in = *api.input_size;
 	const char *dir = idx_data_dir(o.data);
+	if (o.ckpt && (rc = check_ckpt(&o, dir)) != 0)
+		goto done;
 	if (idx_load(&train, dir, "train", err, sizeof err)) {
 		rc = fail("%s", err);
 		goto done;

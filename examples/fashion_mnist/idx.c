@@ -232,14 +232,19 @@ static void data_path(char *buf, size_t len, const char *dir, const char *split,
 	snprintf(buf, len, "%s/%s-%s-ubyte.gz", dir, split, kind); /* for the message */
 }
 
+void idx_paths(const char *dir, const char *split, char *images, char *labels, size_t len)
+{
+	data_path(images, len, dir, split, "images-idx3");
+	data_path(labels, len, dir, split, "labels-idx1");
+}
+
 int idx_load(idx_set *s, const char *dir, const char *split, char *err, size_t errlen)
 {
 	char ipath[4096], lpath[4096];
 	int nl, rc;
 
 	memset(s, 0, sizeof *s);
-	data_path(ipath, sizeof ipath, dir, split, "images-idx3");
-	data_path(lpath, sizeof lpath, dir, split, "labels-idx1");
+	idx_paths(dir, split, ipath, lpath, sizeof ipath);
 	rc = idx_read_images(ipath, &s->images, &s->n, &s->rows, &s->cols, err, errlen);
 	if (rc)
 		return rc;
