@@ -545,9 +545,17 @@ static unsigned char *entry_read(const char *path, uint64_t key, size_t *len)
 	unsigned char h[ENTRY_HEADER], *buf = NULL;
 	uint32_t version, hsize;
 	uint64_t k, n, sum;
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	struct stat st;
+	/* O_NONBLOCK: a FIFO in the cache would block the open; only files are read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	FILE *f = NULL;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		f = fdopen(fd, "rb");
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return NULL;
+	}
 	if (fread(h, 1, sizeof h, f) != sizeof h || memcmp(h, ENTRY_MAGIC, 8) != 0)
 		goto bad;
 	memcpy(&version, h + 8, 4);

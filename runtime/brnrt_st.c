@@ -400,7 +400,8 @@ int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
 		return brnrt_errorf(e, BRN_EARG, "brnrt_st_load: path is NULL");
 	if ((rc = check_specs(specs, n, "brnrt_st_load", e)) != BRN_OK)
 		return rc;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO would wait for a writer; it is refused below */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return brnrt_errorf(e, BRN_EIO, "%s: cannot open: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0) {
@@ -409,6 +410,10 @@ int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
 	}
 	if (S_ISDIR(st.st_mode)) {
 		rc = brnrt_errorf(e, BRN_EIO, "%s: is a directory", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = brnrt_errorf(e, BRN_EIO, "%s: is not a regular file (a FIFO, socket or device)", path);
 		goto done;
 	}
 	if (st.st_size < 8) {

@@ -3,9 +3,11 @@
  * with their log, the binary cache (hits, corrupt entries, BRN_NO_CACHE),
  * profiling output and error names. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,6 +279,18 @@ static void test_cache(brnrt_cl *cl)
 	} else {
 		for (int i = 0; i < 4; i++)
 			ok(1, "POCL binary cut short # SKIP the device's binaries are not POCL's");
+	}
+
+	/* A FIFO in the entry's place: not opened for reading (that would wait
+	 * for a writer for ever), rebuilt, and replaced by a file. */
+	unlink(entry);
+	if (mkfifo(entry, 0600) == 0) {
+		alarm(120); /* a hang fails the test instead of stalling the suite */
+		is_int(cached_vadd(cl, "FIFO entry"), 0, "a FIFO as the entry: miss, rebuilt, no hang");
+		alarm(0);
+		is_int(cached_vadd(cl, "after FIFO"), 1, "the entry is a file again and hits");
+	} else {
+		ok(0, "mkfifo %s: %s", entry, strerror(errno));
 	}
 
 	/* A different source is a different key. */

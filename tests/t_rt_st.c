@@ -181,6 +181,18 @@ static void test_rejections(void)
 	load_fails(dir, BRN_EIO, (snprintf(msg, sizeof msg, "%s: is a directory", dir), msg),
 	           "a directory");
 
+	const char *fifo = at("fifo.safetensors");
+	if (mkfifo(fifo, 0600) == 0) {
+		alarm(60); /* a hang fails the test instead of stalling the suite */
+		load_fails(fifo, BRN_EIO,
+		           (snprintf(msg, sizeof msg, "%s: is not a regular file (a FIFO, socket or device)", fifo), msg),
+		           "a FIFO");
+		alarm(0);
+		unlink(fifo);
+	} else {
+		ok(0, "mkfifo %s: %s", fifo, strerror(errno));
+	}
+
 	write_bytes(p, "\x10\0\0", 3);
 	load_fails(p, BRN_EFORMAT,
 	           (snprintf(msg, sizeof msg, "%s: file is 3 bytes, too short for a safetensors header", p), msg),
