@@ -30,7 +30,7 @@ check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
 
 # brnrun ARGS...: sets rc, out (stdout), err (stderr).
 brnrun() {
-	"$BRNRUN" "$@" >out.txt 2>err.txt
+	${TIMEOUT:-} "$BRNRUN" "$@" >out.txt 2>err.txt
 	rc=$?
 	out=$(cat out.txt)
 	err=$(cat err.txt)
@@ -123,6 +123,11 @@ check $? "infer with an infer-mode library" "exit $rc: $err"
 fails 1 "brnrun: bad.bin: 10 bytes is not a whole number of examples of 784 float32 (3136 bytes each)" \
 	infer tf.so --input bad.bin
 fails 1 "brnrun: cannot open nope.bin: No such file or directory" infer tf.so --input nope.bin
+fails 1 "brnrun: data: is a directory" infer tf.so --input data
+mkfifo fifo
+TIMEOUT="timeout 60" fails 1 "brnrun: fifo: is not a regular file (a FIFO, socket or device)" infer tf.so --input fifo
+TIMEOUT="timeout 60" fails 1 "brnrun: tiny_fashion: fifo: is not a regular file (a FIFO, socket or device)" \
+	infer tf.so --weights fifo --input in.bin
 : >empty.bin
 fails 1 "brnrun: empty.bin: 0 bytes is not a whole number of examples of 784 float32 (3136 bytes each)" \
 	infer tf.so --input empty.bin

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -458,8 +459,16 @@ static int is_idx_images(const char *path)
 static int read_inputs(const char *path, int size, float **x, long long *n)
 {
 	char err[1024];
-	int kind = is_idx_images(path);
+	struct stat st;
 	*x = NULL;
+	/* a directory "opens" and reports a size of LLONG_MAX; a FIFO would block */
+	if (stat(path, &st) != 0)
+		return fail("cannot open %s: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return fail("%s: is a directory", path);
+	if (!S_ISREG(st.st_mode))
+		return fail("%s: is not a regular file (a FIFO, socket or device)", path);
+	int kind = is_idx_images(path);
 	if (kind < 0)
 		return fail("cannot open %s: %s", path, strerror(errno));
 	if (kind == 1) {
