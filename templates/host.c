@@ -29,6 +29,7 @@ ${DIALECT_INCLUDE}
 #define FOLDED ${FOLDED}
 
 const int ${MODEL}_batch = ${BATCH}, ${MODEL}_input_size = ${INPUT_SIZE}, ${MODEL}_output_size = ${OUTPUT_SIZE};
+const int ${MODEL}_weights_folded = FOLDED;
 
 /* Parameters and statistics, as named in weights files (momentum: the name
  * of the trainable ones' momentum buffer). init: 0 He-normal (fan_in),

@@ -85,6 +85,8 @@ check $? "test data written"
 # --- infer ----------------------------------------------------------------------------
 brnrun infer tf.so --input in.bin
 first_out=$out
+[ "$err" = "brnrun: note: no --weights; tiny_fashion runs with fresh random weights (seed 1)" ]
+check $? "infer without --weights says the weights are random" "got: $err"
 fields=$(awk '{print NF}' out.txt | sort -u)
 [ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ] && [ "$fields" = 10 ]
 check $? \
@@ -167,6 +169,24 @@ brnrun infer tf.so --weights ck.safetensors --input in.bin
 [ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ] && [ "$out" != "$first_out" ]
 check $? \
 	"infer --weights loads the trained checkpoint" "exit $rc: $err"
+# the checkpoint compiled in (brnc --weights): infer and bench run it as is
+"$BRNC" "$MODEL" --mode infer --weights ck.safetensors --shared -o tff 2>brnc.txt
+check $? "brnc --weights ck.safetensors --shared builds tff.so" "$(cat brnc.txt)"
+ref=$("$BRNRUN" infer tf.so --weights ck.safetensors --input in.bin 2>/dev/null)
+brnrun infer tff.so --input in.bin
+same=$("$PY" -c '
+import sys
+a = [float(v) for l in open(sys.argv[1]) for v in l.split()]
+b = [float(v) for v in sys.argv[2].split()]
+print(int(len(a) == len(b) == 200 and max(abs(x - y) for x, y in zip(a, b)) < 1e-3))
+' out.txt "$ref")
+[ "$rc" = 0 ] && [ -z "$err" ] && [ "$same" = 1 ]
+check $? "infer on a --weights build: no note, the checkpoint's outputs" "exit $rc: $err" "same: $same"
+brnrun bench tff.so --iters 2
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
+check $? "bench on a --weights build runs" "exit $rc: $out $err"
+fails 2 "brnrun: bench: --batch 9 is larger than tiny_fashion's compiled batch 8" bench tf.so --batch 9 --iters 2
+
 brnrun train tf.so --data data --weights ck.safetensors --steps 60 --lr 0.05
 [ "$rc" = 0 ] && grep -q 'steps 50..60$' err.txt && echo "$out" | grep -q '^tiny_fashion: step 60, '
 check $? \

@@ -138,6 +138,7 @@ typedef struct model_api {
 	const char *(*device)(const void *m);
 	const char *(*error)(const void *m);
 	const int *input_size, *output_size, *batch;
+	const int *weights_folded; /* NULL in libraries older than it */
 } model_api;
 
 static void *sym(void *lib, const char *model, const char *suffix)
@@ -247,6 +248,7 @@ static int load_model(model_api *api, const char *path, const char *model)
 	api->input_size = sym(api->lib, model, "input_size");
 	api->output_size = sym(api->lib, model, "output_size");
 	api->batch = sym(api->lib, model, "batch");
+	api->weights_folded = sym(api->lib, model, "weights_folded");
 	if (!api->open || !api->close || !api->infer || !api->error || !api->input_size ||
 	    !api->output_size || !api->batch) {
 		dlclose(api->lib);
@@ -256,7 +258,13 @@ static int load_model(model_api *api, const char *path, const char *model)
 	return 0;
 }
 
-/* Opens an instance: from weights, or fresh (seeded when the library can). */
+static int folded(const model_api *api)
+{
+	return api->weights_folded && *api->weights_folded;
+}
+
+/* Opens an instance: from weights, compiled-in weights (brnc --weights), or
+ * fresh (_open seeds with 1; another seed when the library can). */
 static int open_model(const model_api *api, void **m, const char *weights, uint64_t seed)
 {
 	int rc;
@@ -265,7 +273,8 @@ static int open_model(const model_api *api, void **m, const char *weights, uint6
 		rc = fail("%s: %s", api->name, *m ? api->error(*m) : brnrt_strerror(rc));
 		goto fail;
 	}
-	if (!weights && api->init_weights && (rc = api->init_weights(*m, seed)) != 0) {
+	if (!weights && !folded(api) && seed != 1 && api->init_weights &&
+	    (rc = api->init_weights(*m, seed)) != 0) {
 		rc = fail("%s: init_weights: %s", api->name, api->error(*m));
 		goto fail;
 	}
@@ -359,7 +368,13 @@ static int cmd_bench(int argc, char **argv)
 		o.iters = 20;
 	if ((rc = load_model(&api, o.lib, o.model)) != 0)
 		return rc;
-	if (!o.batch || o.batch > *api.batch)
+	if (o.batch > *api.batch) {
+		int batch = *api.batch; /* the library's data: read before dlclose */
+		dlclose(api.lib);
+		return usage_error("bench: --batch %d is larger than %s's compiled batch %d", o.batch,
+		                   api.name, batch);
+	}
+	if (!o.batch)
 		o.batch = *api.batch;
 	if (o.train && !api.train_step) {
 		dlclose(api.lib);
@@ -561,6 +576,9 @@ static int cmd_infer(int argc, char **argv)
 	}
 	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
 		goto done;
+	if (!o.weights && !folded(&api))
+		fprintf(stderr, "brnrun: note: no --weights; %s runs with fresh random weights (seed 1)\n",
+		        api.name);
 	f = o.output ? fopen(o.output, "wb") : stdout;
 	if (!f) {
 		rc = fail("cannot open %s: %s", o.output, strerror(errno));
