@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "brnrt_cl.h"
@@ -292,6 +293,28 @@ static void test_cache(brnrt_cl *cl)
 	} else {
 		ok(0, "mkfifo %s: %s", entry, strerror(errno));
 	}
+
+	/* Temp files of writers killed mid-entry: the next store removes those
+	 * of processes that are gone, and keeps a live one's. */
+	char dead[700], live[700];
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);
+	snprintf(dead, sizeof dead, "%s.tmp.%ld.0badf00d", entry, (long)child);
+	snprintf(live, sizeof live, "%s.tmp.%ld.0badf00d", entry, (long)getppid());
+	f = fopen(dead, "wb");
+	if (f)
+		fclose(f);
+	f = fopen(live, "wb");
+	if (f)
+		fclose(f);
+	if (truncate(entry, 0) != 0)
+		diag("truncate failed");
+	is_int(cached_vadd(cl, "store beside stale temp files"), 0, "an empty entry is rebuilt and stored");
+	ok(access(dead, F_OK) != 0, "the temp file of a writer that is gone is removed");
+	ok(access(live, F_OK) == 0, "a live writer's stays");
+	unlink(live);
 
 	/* A different source is a different key. */
 	cl_program prog;
