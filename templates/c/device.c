@@ -79,7 +79,7 @@ static int dev_run(model *m, int list)
 {
 	const struct launch *l = list ? train_kernels : infer_kernels;
 	for (; l->run; l++)
-		brnrt_pool_run(m->dev.pool, l->per_example ? l->items * m->n : l->items, l->run, m);
+		brnrt_pool_run_named(m->dev.pool, l->name, l->per_example ? l->items * m->n : l->items, l->run, m);
 	return 0;
 }
 

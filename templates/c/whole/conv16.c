@@ -47,8 +47,9 @@ $STORE
 }
 
 /* a work-item: one output row of $OBG blocks of 16 channels, tile by tile */
-static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, long gid)
+static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, int n, float lr, long gid)
 {
+	(void)n; (void)lr;
 	enum { OWT = ($OW + $RW - 1) / $RW, LAST = $OW - (OWT - 1) * $RW,
 	       MID_SAFE = $RW * $SW >= $PW && ($OW - LAST - 1) * $SW - $PW + $KW - 1 < $W };
 	const int b = (int)(gid / ($KGRP * $OH));
