@@ -364,8 +364,8 @@ static int read_tensors(const char *path, int fd, int64_t data_start,
 			if (!isfinite(v)) {
 				free(scratch);
 				return brnrt_errorf(e, BRN_EFORMAT,
-				                    "%s: tensor '%s' has %s at index %zu; weights must be finite",
-				                    path, ts[i].name, isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf", k);
+				                    "%s: tensor '%s' is %s at index %zu; expected finite values",
+				                    path, ts[i].name, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", k);
 			}
 		}
 		at += len;

@@ -154,7 +154,7 @@ static int check_loaded(model *m, const char *path, int64_t step)
 		for (long e = 0; e < s->count; e++)
 			if (!(m->host[s->off + e] > 0)) {
 				snprintf(m->err, sizeof m->err,
-				         "%s: tensor '%s' has %g at index %ld; a moving sigma must be positive", path,
+				         "%s: tensor '%s' is %g at index %ld; a standard deviation must be > 0", path,
 				         s->name, (double)m->host[s->off + e], e);
 				return BRN_EFORMAT;
 			}

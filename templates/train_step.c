@@ -1,7 +1,7 @@
 
 static const char *nonfinite_name(float v)
 {
-	return isnan(v) ? "NaN" : v > 0 ? "+inf" : "-inf";
+	return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 }
 
 /* After a step: 0 when the state is finite, else a message naming the first

@@ -225,10 +225,10 @@ static void bad_checkpoints(api *a, const char *t)
 		int64_t step;
 		const char *msg;
 	} cases[] = {
-		{"n.sigma", 1, 0.0f, 3, "tensor 'n.sigma' has 0 at index 1; a moving sigma must be positive"},
-		{"n.sigma", 2, -1.5f, 3, "tensor 'n.sigma' has -1.5 at index 2; a moving sigma must be positive"},
-		{"c.weight", 3, NAN, 3, "tensor 'c.weight' has NaN at index 3; weights must be finite"},
-		{"n.mean", 0, -INFINITY, 3, "tensor 'n.mean' has -inf at index 0; weights must be finite"},
+		{"n.sigma", 1, 0.0f, 3, "tensor 'n.sigma' is 0 at index 1; a standard deviation must be > 0"},
+		{"n.sigma", 2, -1.5f, 3, "tensor 'n.sigma' is -1.5 at index 2; a standard deviation must be > 0"},
+		{"c.weight", 3, NAN, 3, "tensor 'c.weight' is nan at index 3; expected finite values"},
+		{"n.mean", 0, -INFINITY, 3, "tensor 'n.mean' is -inf at index 0; expected finite values"},
 		{NULL, 0, 0, -5, "step -5 is outside 0..9223372036854775806"},
 		{NULL, 0, 0, INT64_MAX, "step 9223372036854775807 is outside 0..9223372036854775806"},
 	};
@@ -273,7 +273,7 @@ static void nonfinite_steps(api *a, const char *t)
 	logits(a, m, before);
 
 	const float lrs[] = {NAN, INFINITY, -INFINITY};
-	const char *lr_msgs[] = {"lr is NaN; it must be a finite number", "lr is +inf; it must be a finite number",
+	const char *lr_msgs[] = {"lr is nan; it must be a finite number", "lr is inf; it must be a finite number",
 	                         "lr is -inf; it must be a finite number"};
 	for (int i = 0; i < 3; i++) {
 		is_int(a->train_step(m, x, y, BATCH, lrs[i], &loss), BRN_EARG, "%s: %s", t, lr_msgs[i]);
@@ -281,7 +281,7 @@ static void nonfinite_steps(api *a, const char *t)
 	}
 	x[2 * IN + 7] = NAN;
 	is_int(a->train_step(m, x, y, BATCH, 0.1f, &loss), BRN_EARG, "%s: one NaN in x is BRN_EARG", t);
-	is_str(a->error(m), "x[107] (example 2) is NaN; inputs must be finite", "%s: its message", t);
+	is_str(a->error(m), "x[107] (example 2) is nan; inputs must be finite", "%s: its message", t);
 	x[2 * IN + 7] = 0.5f;
 
 	/* finite inputs that overflow: the step runs, and is undone */
@@ -291,7 +291,7 @@ static void nonfinite_steps(api *a, const char *t)
 	loss = 42;
 	int rc = a->train_step(m, huge, y, BATCH, 0.1f, &loss);
 	is_int(rc, BRN_ENUMERIC, "%s: a step that overflows is BRN_ENUMERIC", t);
-	is_str(a->error(m), "the step made 'c.weight' NaN at index 0; the model is as it was before the step",
+	is_str(a->error(m), "the step made 'c.weight' nan at index 0; the model is as it was before the step",
 	       "%s: naming the first tensor that went non-finite", t);
 	ok(loss == 42 && a->step(m) == step, "%s: loss untouched, step still %lld", t, (long long)a->step(m));
 	logits(a, m, after);

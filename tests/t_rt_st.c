@@ -328,10 +328,10 @@ static void test_rejections(void)
 
 	/* NaN and infinities, in the weight or the bias: named, nothing written */
 	const struct { uint32_t bits; size_t at; const char *msg; } bad[] = {
-		{0x7fc00000u, 1152 + 4 * 5, "tensor 'c1.bias' has NaN at index 5"},
-		{0x7f800000u, 4 * 200, "tensor 'c1.weight' has +inf at index 200"},
-		{0xff800000u, 1152 + 4 * 31, "tensor 'c1.bias' has -inf at index 31"},
-		{0xffffffffu, 0, "tensor 'c1.weight' has NaN at index 0"},
+		{0x7fc00000u, 1152 + 4 * 5, "tensor 'c1.bias' is nan at index 5"},
+		{0x7f800000u, 4 * 200, "tensor 'c1.weight' is inf at index 200"},
+		{0xff800000u, 1152 + 4 * 31, "tensor 'c1.bias' is -inf at index 31"},
+		{0xffffffffu, 0, "tensor 'c1.weight' is nan at index 0"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		static unsigned char file[8 + 512 + 1280];
@@ -344,7 +344,7 @@ static void test_rejections(void)
 		for (int k = 0; k < 4; k++)
 			file[8 + hlen + bad[i].at + (size_t)k] = (unsigned char)(bad[i].bits >> (8 * k));
 		write_bytes(p, file, 8 + hlen + 1280);
-		snprintf(msg, sizeof msg, "%s: %s; weights must be finite", p, bad[i].msg);
+		snprintf(msg, sizeof msg, "%s: %s; expected finite values", p, bad[i].msg);
 		load_fails(p, BRN_EFORMAT, msg, bad[i].msg);
 	}
 
