@@ -238,7 +238,7 @@ static const char *isa_lookup(void *ctx, const char *key)
 		return c->is->attr;
 	if (!strcmp(key, "VT"))
 		return c->is->vtype;
-	if (!strcmp(key, "VL"))
+	if (!strcmp(key, "VL") || !strcmp(key, "VECN"))
 		return c->vl;
 	if (!strcmp(key, "NV"))
 		return c->nv;
@@ -264,7 +264,7 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 	}
 	sbuf w = {0};
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
-	          "#pragma GCC optimize(\"fp-contract=fast\")\n#endif\n#if BRN_X86\n");
+	          "#pragma GCC optimize(\"fp-contract=fast\", \"tree-vectorize\", \"vect-cost-model=dynamic\")\n#endif\n#if BRN_X86\n");
 	for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
 		isa_ctx c = {{E, k, NULL, "", ""}, &isas[i], "", "", "", ""};
 		int ob = obg && atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
@@ -279,9 +279,12 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 		puts_(&w, "\n");
 	}
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC pop_options\n#endif\n\n");
-	kernel_ctx c = {E, k, NULL, "", ""};
+	/* a vec_width knob (elementwise kernels): items of that many elements */
+	isa_ctx c = {{E, k, NULL, "", ""}, &isas[0], "", "", "", ""};
+	const char *vec = brn_kernel_var(k, "VEC");
+	snprintf(c.vl, sizeof c.vl, "%s", vec ? vec : "1");
 	E->tmpl = "c/whole/isa_range.c";
-	render(E, &w, range, kernel_lookup, &c);
+	render(E, &w, range, isa_lookup, &c);
 	if (w.s)
 		resolve_buffers(E->p, out, w.s);
 	puts_(out, "\n");

@@ -20,7 +20,8 @@ ${NAME}_cols_$ISA($VT acc[$KW][$ICS], const float *dyr, const float *const xr[$I
 /* a work-item owns the dL/dw of 16 output channels x $ICS input channels x
  * one kernel row (or the dL/db of 16 channels): no atomics, and the SGD
  * step (momentum 0.9) is applied right here */
-static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, int n, float lr, long gid)
+static inline __attribute__((always_inline)) $ISA_ATTR void
+${NAME}_item_$ISA(float *restrict mem, int n, float lr, long gid)
 {
 	if (gid >= $WITEMS) {
 		const int kb = (int)(gid - $WITEMS);
@@ -73,4 +74,11 @@ static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, int n, float lr, long gi
 				}
 		}
 	}
+}
+
+static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, const int32_t *restrict labels, int n, int64_t step, float lr, long begin, long end)
+{
+	(void)labels; (void)step;
+	for (long gid = begin; gid < end; gid++)
+		${NAME}_item_$ISA(mem, n, lr, gid);
 }
