@@ -396,7 +396,10 @@ static void slots_table(const brn_plan *p, sbuf *out)
 		const brn_slot *s = &p->slots[i];
 		int init = s->p.kind == BRN_PARAM_WEIGHT ? 0
 		         : (s->p.kind == BRN_PARAM_GAMMA || s->p.kind == BRN_PARAM_SIGMA) ? 2 : 1;
-		printf_(out, "\t{\"%s\", %ldL, %ldL, %d, {%d, %d, %d, %d}, %.17g, %d, %d},\n", s->name, s->off,
+		/* the momentum's name is a literal too: no buffer can cut it short */
+		printf_(out, "\t{\"%s\", %s%s%s, %ldL, %ldL, %d, {%d, %d, %d, %d}, %.17g, %d, %d},\n", s->name,
+		        s->p.trainable ? "\"" : "", s->p.trainable ? s->name : "NULL",
+		        s->p.trainable ? ".momentum\"" : "", s->off,
 		        s->p.count, s->p.ndim, s->p.shape[0], s->p.shape[1], s->p.shape[2], s->p.shape[3],
 		        s->p.fan_in ? s->p.fan_in : 1.0, init, s->p.trainable);
 	}

@@ -26,6 +26,7 @@ const char *brnrt_strerror(int code)
 	case BRN_ECL: return "BRN_ECL";
 	case BRN_EARG: return "BRN_EARG";
 	case BRN_ENODEV: return "BRN_ENODEV";
+	case BRN_ENUMERIC: return "BRN_ENUMERIC";
 	}
 	return "BRN_E?";
 }

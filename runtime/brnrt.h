@@ -18,7 +18,8 @@ enum {
 	BRN_ENOMEM = -4,    /* an allocation failed */
 	BRN_ECL = -5,       /* an OpenCL call failed */
 	BRN_EARG = -6,      /* a bad argument (n out of range, NULL pointer) */
-	BRN_ENODEV = -7     /* no OpenCL platform or no matching device */
+	BRN_ENODEV = -7,    /* no OpenCL platform or no matching device */
+	BRN_ENUMERIC = -8   /* a training step made a value NaN or infinite (undone) */
 };
 
 /* A message buffer filled on failure; callers own it. */

@@ -4,8 +4,10 @@
  * is not thread-safe: use one per thread or lock around it. */
 #include "brnrt_cl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,15 +481,83 @@ static int make_dirs(const char *dir)
 	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
 }
 
+/* --- POCL's binaries ---
+ * POCL trusts the sizes inside its binaries and asserts (aborting the
+ * process) when one runs past the end, so a binary cut short inside an
+ * entry whose checksum is sound (a binary that grew between the size query
+ * and the copy, an entry written by hand) would take the program down. A
+ * binary that starts with "poclbin" is walked here first. Format 9 (pocl
+ * 3): a 77-byte header (magic, device id, version, kernel count, flags,
+ * build hash), the program's bitcode as one sized file record, then per
+ * kernel a record that starts with its own size and ends with its files.
+ * A file is two strings, each a u32 length and the bytes. Other formats of
+ * POCL are not known here: they are built from source and not cached. */
+#define POCL_MAGIC "poclbin"
+#define POCL_FORMAT 9u
+#define POCL_HEADER 77u
+
+static uint64_t le(const unsigned char *p, int bytes)
+{
+	uint64_t v = 0;
+	for (int i = bytes - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Files (two strings each) filling [p, p + n) exactly. */
+static int pocl_files(const unsigned char *p, uint64_t n)
+{
+	uint64_t at = 0;
+	while (at < n)
+		for (int s = 0; s < 2; s++) {
+			uint64_t len = n - at >= 4 ? le(p + at, 4) : 0;
+			if (len == 0 || len > n - at - 4)
+				return 0;
+			at += 4 + len;
+		}
+	return 1;
+}
+
+/* 1 when bin may go to the driver: not POCL's, or POCL's and whole. */
+static int binary_whole(const unsigned char *bin, uint64_t n)
+{
+	if (n < 8 || memcmp(bin, POCL_MAGIC, 8) != 0)
+		return 1; /* another driver's, which checks its own */
+	if (n < POCL_HEADER + 8 || le(bin + 16, 4) != POCL_FORMAT)
+		return 0;
+	uint64_t kernels = le(bin + 20, 4), at = POCL_HEADER, size = le(bin + at, 8);
+	if (size > n - at - 8 || !pocl_files(bin + at + 8, size))
+		return 0;
+	at += 8 + size;
+	for (uint64_t k = 0; k < kernels; k++) {
+		if (n - at < 20)
+			return 0;
+		uint64_t record = le(bin + at, 8), files = le(bin + at + 8, 8);
+		if (record < 20 || record > n - at || files > record - 20 ||
+		    !pocl_files(bin + at + record - files, files))
+			return 0;
+		at += record;
+	}
+	return at == n;
+}
+
 /* The payload of a sound entry for key, or NULL. */
 static unsigned char *entry_read(const char *path, uint64_t key, size_t *len)
 {
 	unsigned char h[ENTRY_HEADER], *buf = NULL;
 	uint32_t version, hsize;
 	uint64_t k, n, sum;
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	struct stat st;
+	/* O_NONBLOCK: a FIFO in the cache would block the open; only files are read */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	FILE *f = NULL;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		f = fdopen(fd, "rb");
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		return NULL;
+	}
 	if (fread(h, 1, sizeof h, f) != sizeof h || memcmp(h, ENTRY_MAGIC, 8) != 0)
 		goto bad;
 	memcpy(&version, h + 8, 4);
@@ -499,7 +569,7 @@ static unsigned char *entry_read(const char *path, uint64_t key, size_t *len)
 	    n > ENTRY_MAX)
 		goto bad;
 	if (!(buf = malloc((size_t)n)) || fread(buf, 1, (size_t)n, f) != n || fgetc(f) != EOF ||
-	    fnv(FNV_BASIS, buf, (size_t)n) != sum)
+	    fnv(FNV_BASIS, buf, (size_t)n) != sum || !binary_whole(buf, n))
 		goto bad;
 	fclose(f);
 	*len = (size_t)n;
@@ -522,6 +592,38 @@ static int write_all(int fd, const void *p, size_t n)
 		s += w, n -= (size_t)w;
 	}
 	return 0;
+}
+
+/* A process killed while writing an entry leaves <path>.tmp.<pid>.<salt>;
+ * storing path removes those of processes that no longer run (a live
+ * one's may be a write under way). */
+static void remove_stale_temps(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
+	const char *base = slash ? slash + 1 : path;
+	size_t blen = strlen(base);
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *ent;
+	struct stat st;
+	while (d && (ent = readdir(d)) != NULL) {
+		const char *s = ent->d_name, *digits = s + blen + 5;
+		char *end;
+		if (strncmp(s, base, blen) != 0 || strncmp(s + blen, ".tmp.", 5) != 0 ||
+		    *digits < '1' || *digits > '9')
+			continue;
+		errno = 0;
+		long pid = strtol(digits, &end, 10);
+		if (*end != '.' || errno || (pid_t)pid != pid || pid == (long)getpid())
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (fstatat(dirfd(d), s, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			unlinkat(dirfd(d), s, 0);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
 }
 
 /* Writes to a temporary name unique to this process and call, then renames:
@@ -556,16 +658,23 @@ static void entry_write(const char *path, uint64_t key, const unsigned char *bin
 		unlink(tmp);
 }
 
+/* Stores only a binary that would load: one whose size did not change
+ * while it was copied, and (POCL's) that is whole. */
 static void cache_store(cl_program prog, const char *path, uint64_t key)
 {
-	size_t n = 0;
+	size_t n = 0, again = 0;
 	if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof n, &n, NULL) != CL_SUCCESS ||
 	    n == 0 || n > ENTRY_MAX)
 		return;
 	unsigned char *bin = malloc(n), *bins[1] = {bin};
 	if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) ==
-	               CL_SUCCESS)
+	               CL_SUCCESS &&
+	    clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof again, &again, NULL) ==
+	            CL_SUCCESS &&
+	    again == n && binary_whole(bin, n)) {
+		remove_stale_temps(path);
 		entry_write(path, key, bin, n);
+	}
 	free(bin);
 }
 

@@ -5,9 +5,12 @@
 #include "brnrt_st.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,11 +148,13 @@ static int parse_step(const char *path, const cJSON *meta, int64_t *step, brnrt_
 		return BRN_OK;
 	if (!cJSON_IsString(s))
 		return brnrt_errorf(e, BRN_EFORMAT, "%s: __metadata__ step is not a string", path);
+	/* strtoll alone would take " -5" and "+5": only what save writes is a step */
+	const char *digits = s->valuestring + (s->valuestring[0] == '-');
 	errno = 0;
 	v = strtoll(s->valuestring, &end, 10);
-	if (errno || end == s->valuestring || *end)
-		return brnrt_errorf(e, BRN_EFORMAT, "%s: __metadata__ step '%s' is not an integer",
-		                    path, s->valuestring);
+	if (*digits < '0' || *digits > '9' || errno || *end)
+		return brnrt_errorf(e, BRN_EFORMAT, "%s: __metadata__ step '%s' is not an integer%s",
+		                    path, s->valuestring, errno == ERANGE ? " of 64 bits" : "");
 	*step = v;
 	return BRN_OK;
 }
@@ -297,6 +302,15 @@ static int check_header(const char *path, const cJSON *root, int64_t data_size,
 	}
 	if ((rc = check_overlap(path, ts, *count, e)) != BRN_OK)
 		return rc;
+	/* bytes that no tensor owns are damage, or a second file appended */
+	int64_t data_end = 0;
+	for (int i = 0; i < *count; i++)
+		data_end = ts[i].end > data_end ? ts[i].end : data_end;
+	if (data_end != data_size)
+		return brnrt_errorf(e, BRN_EFORMAT,
+		                    "%s: %lld bytes after the last tensor's data (the tensors end "
+		                    "at byte %lld of %lld)", path, (long long)(data_size - data_end),
+		                    (long long)data_end, (long long)data_size);
 	for (int i = 0; i < n; i++) {
 		if (seen[i] || specs[i].optional)
 			continue;
@@ -334,18 +348,35 @@ static int read_tensors(const char *path, int fd, int64_t data_start,
 		}
 		at += len;
 	}
+	/* decode in place, and refuse a NaN or an infinity before any is copied */
 	at = 0;
 	for (int i = 0; i < count; i++) {
 		size_t len = (size_t)(ts[i].end - ts[i].begin);
 		if (ts[i].spec < 0)
 			continue;
-		float *dst = specs[ts[i].spec].data;
-		for (size_t k = 0; k < len / 4; k++, at += 4) {
-			const unsigned char *b = scratch + at;
+		for (size_t k = 0; k < len / 4; k++) {
+			unsigned char *b = scratch + at + 4 * k;
 			uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
 			             (uint32_t)b[3] << 24;
-			memcpy(&dst[k], &u, 4);
+			float v;
+			memcpy(&v, &u, 4);
+			memcpy(b, &v, 4);
+			if (!isfinite(v)) {
+				free(scratch);
+				return brnrt_errorf(e, BRN_EFORMAT,
+				                    "%s: tensor '%s' is %s at index %zu; expected finite values",
+				                    path, ts[i].name, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", k);
+			}
 		}
+		at += len;
+	}
+	at = 0;
+	for (int i = 0; i < count; i++) {
+		size_t len = (size_t)(ts[i].end - ts[i].begin);
+		if (ts[i].spec < 0)
+			continue;
+		memcpy(specs[ts[i].spec].data, scratch + at, len);
+		at += len;
 	}
 	free(scratch);
 	return BRN_OK;
@@ -369,7 +400,8 @@ int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
 		return brnrt_errorf(e, BRN_EARG, "brnrt_st_load: path is NULL");
 	if ((rc = check_specs(specs, n, "brnrt_st_load", e)) != BRN_OK)
 		return rc;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO would wait for a writer; it is refused below */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return brnrt_errorf(e, BRN_EIO, "%s: cannot open: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0) {
@@ -378,6 +410,10 @@ int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
 	}
 	if (S_ISDIR(st.st_mode)) {
 		rc = brnrt_errorf(e, BRN_EIO, "%s: is a directory", path);
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = brnrt_errorf(e, BRN_EIO, "%s: is not a regular file (a FIFO, socket or device)", path);
 		goto done;
 	}
 	if (st.st_size < 8) {
@@ -617,6 +653,41 @@ static void sync_dir(const char *path)
 	free(dir);
 }
 
+/* A save killed before its rename (kill -9, a crash, power) leaves
+ * <path>.tmp-<pid>. Each save to path removes such files of processes that
+ * are gone; one of a live process (or of another host sharing the
+ * directory, whose pid means nothing here) may be a save under way, and a
+ * later save removes it once the process is gone. */
+static void remove_stale_temps(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	size_t blen = strlen(base);
+	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *ent;
+	struct stat st;
+
+	while (d && (ent = readdir(d)) != NULL) {
+		const char *s = ent->d_name, *digits = s + blen + 5;
+		char *end;
+		if (strncmp(s, base, blen) != 0 || strncmp(s + blen, ".tmp-", 5) != 0 ||
+		    *digits < '1' || *digits > '9')
+			continue;
+		errno = 0;
+		long pid = strtol(digits, &end, 10);
+		if (*end || errno || pid <= 0 || pid == (long)getpid() || (pid_t)pid != pid)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (fstatat(dirfd(d), s, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			unlinkat(dirfd(d), s, 0);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+}
+
 /* The temp name is unique per process, not per call: two threads saving to
  * one path (separate models may run in separate threads) would truncate and
  * rename each other's temp file, so a process writes one temp file at a time. */
@@ -641,6 +712,7 @@ int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
 	snprintf(tmp, tmplen, "%s.tmp-%ld", path, (long)getpid());
 
 	locked = pthread_mutex_lock(&save_lock) == 0;
+	remove_stale_temps(path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
 		rc = brnrt_errorf(e, BRN_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));

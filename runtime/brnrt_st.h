@@ -18,14 +18,18 @@ typedef struct brnrt_st_tensor {
  * named in specs with the same shape, and every non-optional spec must be
  * present; tensors whose names end in ignore_suffix (may be NULL) are
  * skipped. Errors name the file and the tensor, and for a mismatch both the
- * model's and the file's shape. *step (may be NULL) gets __metadata__.step,
- * or 0 when absent. Nothing is written into specs unless all checks pass. */
+ * model's and the file's shape. Every value read must be finite, and no
+ * byte may follow the last tensor's data. *step (may be NULL) gets
+ * __metadata__.step (digits with an optional '-'), or 0 when absent.
+ * Nothing is written into specs unless all checks pass. */
 int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
                   const char *ignore_suffix, int64_t *step, brnrt_error *e);
 
 /* Writes the specs (F32, little-endian) with "step" in __metadata__ to
  * path.tmp-<pid>, flushes it, and renames it over path, so a crash never
- * leaves a torn file at path. Threads may save at once, even to one path. */
+ * leaves a torn file at path. Threads may save at once, even to one path.
+ * Temp files of path that a killed save left (path.tmp-<pid> of a process
+ * that no longer runs) are removed. */
 int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
                   int64_t step, brnrt_error *e);
 

@@ -25,7 +25,9 @@ void ${MODEL}_schedule(const ${MODEL} *m, float *r_max, float *d_max);
 const char *${MODEL}_device(const ${MODEL} *m);
 const char *${MODEL}_error(const ${MODEL} *m);
 
-/* For loaders such as brnrun: the sizes above as data. */
+/* For loaders such as brnrun: the sizes above as data, and whether the
+ * weights are compiled in (brnc --weights: open with NULL). */
 extern const int ${MODEL}_batch, ${MODEL}_input_size, ${MODEL}_output_size;
+extern const int ${MODEL}_weights_folded;
 
 #endif

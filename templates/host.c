@@ -29,11 +29,13 @@ ${DIALECT_INCLUDE}
 #define FOLDED ${FOLDED}
 
 const int ${MODEL}_batch = ${BATCH}, ${MODEL}_input_size = ${INPUT_SIZE}, ${MODEL}_output_size = ${OUTPUT_SIZE};
+const int ${MODEL}_weights_folded = FOLDED;
 
-/* Parameters and statistics, as named in weights files. init: 0 He-normal
- * (fan_in), 1 zeros, 2 ones. */
+/* Parameters and statistics, as named in weights files (momentum: the name
+ * of the trainable ones' momentum buffer). init: 0 He-normal (fan_in),
+ * 1 zeros, 2 ones. */
 static const struct slot {
-	const char *name;
+	const char *name, *momentum;
 	long off, count;
 	int ndim;
 	int64_t shape[4];
@@ -55,7 +57,6 @@ struct ${MODEL} {
 	float lr;
 	struct device dev;
 	char err[1024];
-	char names[2 * N_SLOTS][160]; /* momentum tensor names */
 };
 
 ${KERNELS}
@@ -126,18 +127,39 @@ static int specs(model *m, brnrt_st_tensor *t, int optional_momentum)
 			if (pass == 1 && !s->trainable)
 				continue;
 			memset(&t[k], 0, sizeof t[k]);
-			t[k].name = s->name;
-			if (pass == 1) {
-				snprintf(m->names[k], sizeof m->names[k], "%s.momentum", s->name);
-				t[k].name = m->names[k];
-				t[k].optional = optional_momentum;
-			}
+			t[k].name = pass == 1 ? s->momentum : s->name;
+			t[k].optional = pass == 1 && optional_momentum;
 			t[k].ndim = s->ndim;
 			memcpy(t[k].shape, s->shape, sizeof t[k].shape);
 			t[k].data = m->host + s->off + (pass == 1 ? MOMENTUM_OFF : 0);
 			k++;
 		}
 	return k;
+}
+
+/* What brnrt_st_load cannot know: a moving sigma divides, so it is
+ * positive; the step counts up from 0 and must have room for one more. */
+static int check_loaded(model *m, const char *path, int64_t step)
+{
+	if (step < 0 || step == INT64_MAX) {
+		snprintf(m->err, sizeof m->err, "%s: step %lld is outside 0..%lld", path, (long long)step,
+		         (long long)INT64_MAX - 1);
+		return BRN_EFORMAT;
+	}
+	for (int i = 0; i < N_SLOTS; i++) {
+		const struct slot *s = &slots[i];
+		size_t len = strlen(s->name);
+		if (len < 6 || strcmp(s->name + len - 6, ".sigma") != 0)
+			continue;
+		for (long e = 0; e < s->count; e++)
+			if (!(m->host[s->off + e] > 0)) {
+				snprintf(m->err, sizeof m->err,
+				         "%s: tensor '%s' is %g at index %ld; a standard deviation must be > 0", path,
+				         s->name, (double)m->host[s->off + e], e);
+				return BRN_EFORMAT;
+			}
+	}
+	return 0;
 }
 
 static int load(model *m, const char *path)
@@ -149,6 +171,8 @@ static int load(model *m, const char *path)
 	int rc = brnrt_st_load(path, t, k, TRAINING ? NULL : ".momentum", &step, &e);
 	if (rc)
 		return fail(m, rc, e.msg);
+	if ((rc = check_loaded(m, path, step)))
+		return rc;
 	m->step = step;
 	return dev_write(m, 0, m->host, STATE_FLOATS);
 }

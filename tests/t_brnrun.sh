@@ -30,7 +30,7 @@ check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
 
 # brnrun ARGS...: sets rc, out (stdout), err (stderr).
 brnrun() {
-	"$BRNRUN" "$@" >out.txt 2>err.txt
+	${TIMEOUT:-} "$BRNRUN" "$@" >out.txt 2>err.txt
 	rc=$?
 	out=$(cat out.txt)
 	err=$(cat err.txt)
@@ -85,6 +85,8 @@ check $? "test data written"
 # --- infer ----------------------------------------------------------------------------
 brnrun infer tf.so --input in.bin
 first_out=$out
+[ "$err" = "brnrun: note: no --weights; tiny_fashion runs with fresh random weights (seed 1)" ]
+check $? "infer without --weights says the weights are random" "got: $err"
 fields=$(awk '{print NF}' out.txt | sort -u)
 [ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ] && [ "$fields" = 10 ]
 check $? \
@@ -123,6 +125,11 @@ check $? "infer with an infer-mode library" "exit $rc: $err"
 fails 1 "brnrun: bad.bin: 10 bytes is not a whole number of examples of 784 float32 (3136 bytes each)" \
 	infer tf.so --input bad.bin
 fails 1 "brnrun: cannot open nope.bin: No such file or directory" infer tf.so --input nope.bin
+fails 1 "brnrun: data: is a directory" infer tf.so --input data
+mkfifo fifo
+TIMEOUT="timeout 60" fails 1 "brnrun: fifo: is not a regular file (a FIFO, socket or device)" infer tf.so --input fifo
+TIMEOUT="timeout 60" fails 1 "brnrun: tiny_fashion: fifo: is not a regular file (a FIFO, socket or device)" \
+	infer tf.so --weights fifo --input in.bin
 : >empty.bin
 fails 1 "brnrun: empty.bin: 0 bytes is not a whole number of examples of 784 float32 (3136 bytes each)" \
 	infer tf.so --input empty.bin
@@ -162,6 +169,24 @@ brnrun infer tf.so --weights ck.safetensors --input in.bin
 [ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 20 ] && [ "$out" != "$first_out" ]
 check $? \
 	"infer --weights loads the trained checkpoint" "exit $rc: $err"
+# the checkpoint compiled in (brnc --weights): infer and bench run it as is
+"$BRNC" "$MODEL" --mode infer --weights ck.safetensors --shared -o tff 2>brnc.txt
+check $? "brnc --weights ck.safetensors --shared builds tff.so" "$(cat brnc.txt)"
+ref=$("$BRNRUN" infer tf.so --weights ck.safetensors --input in.bin 2>/dev/null)
+brnrun infer tff.so --input in.bin
+same=$("$PY" -c '
+import sys
+a = [float(v) for l in open(sys.argv[1]) for v in l.split()]
+b = [float(v) for v in sys.argv[2].split()]
+print(int(len(a) == len(b) == 200 and max(abs(x - y) for x, y in zip(a, b)) < 1e-3))
+' out.txt "$ref")
+[ "$rc" = 0 ] && [ -z "$err" ] && [ "$same" = 1 ]
+check $? "infer on a --weights build: no note, the checkpoint's outputs" "exit $rc: $err" "same: $same"
+brnrun bench tff.so --iters 2
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
+check $? "bench on a --weights build runs" "exit $rc: $out $err"
+fails 2 "brnrun: bench: --batch 9 is larger than tiny_fashion's compiled batch 8" bench tf.so --batch 9 --iters 2
+
 brnrun train tf.so --data data --weights ck.safetensors --steps 60 --lr 0.05
 [ "$rc" = 0 ] && grep -q 'steps 50..60$' err.txt && echo "$out" | grep -q '^tiny_fashion: step 60, '
 check $? \
@@ -179,6 +204,28 @@ fails 1 "brnrun: tfi.so was compiled with --mode infer; brnrun train needs --mod
 fails 1 "brnrun: cannot open nodata/train-images-idx3-ubyte.gz: No such file or directory" \
 	train tf.so --data nodata --steps 5
 fails 2 "brnrun: train: --ckpt-every needs --ckpt PATH" train tf.so --data data --ckpt-every 5
+
+# outputs are checked before the run: writable, and none of the inputs
+fails 1 "brnrun: --ckpt /nonexistent/dir/x: cannot write in /nonexistent/dir: No such file or directory" \
+	train tf.so --data data --steps 50 --ckpt /nonexistent/dir/x
+fails 1 "brnrun: --ckpt in.bin/x: in.bin is not a directory" train tf.so --data data --ckpt in.bin/x
+fails 1 "brnrun: --ckpt data: is a directory" train tf.so --data data --ckpt data
+sum_before=$(cksum <data/train-images-idx3-ubyte.gz)
+fails 1 "brnrun: --ckpt data/train-images-idx3-ubyte.gz: is the input data/train-images-idx3-ubyte.gz; it would be replaced" \
+	train tf.so --data data --steps 5 --ckpt data/train-images-idx3-ubyte.gz
+[ "$(cksum <data/train-images-idx3-ubyte.gz)" = "$sum_before" ]
+check $? "the training data is untouched"
+ln data/t10k-labels-idx1-ubyte.gz labels-link.gz
+fails 1 "brnrun: --ckpt labels-link.gz: is the input data/t10k-labels-idx1-ubyte.gz; it would be replaced" \
+	train tf.so --data data --steps 5 --ckpt labels-link.gz
+fails 1 "brnrun: --ckpt ./tf.so: is the input tf.so; it would be replaced" train tf.so --data data --ckpt ./tf.so
+fails 1 "brnrun: --output in.bin: is the input in.bin; it would be replaced" infer tf.so --input in.bin --output in.bin
+fails 1 "brnrun: --output nodir/out.bin: cannot write in nodir: No such file or directory" \
+	infer tf.so --input in.bin --output nodir/out.bin
+cp ck.safetensors resume.safetensors
+brnrun train tf.so --data data --weights resume.safetensors --ckpt resume.safetensors --steps 55 --lr 0.05
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion: step 55, '
+check $? "--weights and --ckpt may be one file: a run resumes and saves over it" "exit $rc: $err"
 fails 2 "brnrun: --lr wants a positive number, got '-1'" train tf.so --lr -1
 fails 2 "brnrun: train: unknown option '--frobnicate'" train tf.so --frobnicate 3
 

@@ -173,6 +173,42 @@ static void test_missing(void)
 	is_str(err, want, "missing file message");
 }
 
+/* A header is a claim: 10^7 images of 1024 x 1024 in a file of 60 bytes
+ * of pixels is truncation, found without asking for 10^13 bytes first. */
+static void test_huge_claims(int gz)
+{
+	char want[1024];
+	const char *kind = gz ? "gzip" : "plain";
+	const uint32_t huge[3] = {10000000, 1024, 1024};
+	uint32_t many = 10000000;
+	float *x = NULL;
+	int32_t *y = NULL;
+	int n, rows, cols;
+	write_idx("huge", gz, 0x803, huge, 3, pixels, 60);
+	int rc = idx_read_images(at("huge"), &x, &n, &rows, &cols, err, sizeof err);
+	snprintf(want, sizeof want, "%s: truncated: expected 10485760000000 bytes of image data, got 60",
+		 at("huge"));
+	is_int(rc, BRN_EFORMAT, "%s: a header claiming 10^13 bytes over 60 is a format error", kind);
+	is_str(err, want, "%s: truncated, not out of memory", kind);
+	write_idx("huge", gz, 0x801, &many, 1, labels, 3);
+	rc = idx_read_labels(at("huge"), &y, &n, err, sizeof err);
+	snprintf(want, sizeof want, "%s: truncated: expected 10000000 bytes of label data, got 3", at("huge"));
+	is_str(err, want, "%s: labels claiming 10^7 bytes over 3", kind);
+	ok(!x && !y, "%s: nothing returned", kind);
+	rm("huge");
+}
+
+static void test_directory(void)
+{
+	char want[1024];
+	float *x = NULL;
+	int n, rows, cols;
+	int rc = idx_read_images(dir, &x, &n, &rows, &cols, err, sizeof err);
+	snprintf(want, sizeof want, "%s: is a directory", dir);
+	is_int(rc, BRN_EIO, "a directory is an I/O error");
+	is_str(err, want, "a directory: its message");
+}
+
 /* A gzip stream cut short: zlib reports a premature end, read as truncation. */
 static void test_cut_gzip(void)
 {
@@ -258,6 +294,9 @@ int main(void)
 	test_errors(1);
 	test_errors(0);
 	test_missing();
+	test_huge_claims(0);
+	test_huge_claims(1);
+	test_directory();
 	test_cut_gzip();
 	test_data_dir();
 	test_debian();

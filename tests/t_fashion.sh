@@ -13,9 +13,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..7"
+echo "1..8"
 if ! ls "$data"/train-images-idx3-ubyte* >/dev/null 2>&1; then
-	for i in 1 2 3 4 5 6 7; do echo "ok $i # SKIP no data set in $data"; done
+	for i in 1 2 3 4 5 6 7 8; do echo "ok $i # SKIP no data set in $data"; done
 	exit 0
 fi
 ex=examples/fashion_mnist
@@ -24,6 +24,12 @@ mkdir -p "$tmp/train"
 "$build/brnc" $ex/net.brn --mode train -o "$tmp/train/fashion_cnn"
 $cc $san -std=c11 -O2 -D_POSIX_C_SOURCE=200809L -Iruntime -I$ex -I"$tmp/train" $ex/train.c "$tmp/train/fashion_cnn.c" $link -o "$tmp/fashion_train"
 check $? "train.c links with the generated training code"
+
+# a checkpoint that cannot be written is refused before the run, not after
+"$tmp/fashion_train" --steps 5 --quiet --ckpt /nonexistent/dir/x >/dev/null 2>"$tmp/ckpt.err"
+rc=$?
+[ $rc = 1 ] && [ "$(cat "$tmp/ckpt.err")" = "train: --ckpt /nonexistent/dir/x: cannot write in /nonexistent/dir: No such file or directory" ]
+check $? "--ckpt in a missing directory: refused before training ($(cat "$tmp/ckpt.err"))"
 
 export BRN_THREADS=1
 # under the sanitizers (make asan) a shorter run, with a lower bar

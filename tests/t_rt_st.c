@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SENTINEL 12345.0f
@@ -180,6 +181,18 @@ static void test_rejections(void)
 	load_fails(dir, BRN_EIO, (snprintf(msg, sizeof msg, "%s: is a directory", dir), msg),
 	           "a directory");
 
+	const char *fifo = at("fifo.safetensors");
+	if (mkfifo(fifo, 0600) == 0) {
+		alarm(60); /* a hang fails the test instead of stalling the suite */
+		load_fails(fifo, BRN_EIO,
+		           (snprintf(msg, sizeof msg, "%s: is not a regular file (a FIFO, socket or device)", fifo), msg),
+		           "a FIFO");
+		alarm(0);
+		unlink(fifo);
+	} else {
+		ok(0, "mkfifo %s: %s", fifo, strerror(errno));
+	}
+
 	write_bytes(p, "\x10\0\0", 3);
 	load_fails(p, BRN_EFORMAT,
 	           (snprintf(msg, sizeof msg, "%s: file is 3 bytes, too short for a safetensors header", p), msg),
@@ -297,6 +310,43 @@ static void test_rejections(void)
 	load_fails(p, BRN_EFORMAT,
 	           (snprintf(msg, sizeof msg, "%s: __metadata__ step is not a string", p), msg),
 	           "numeric step");
+
+	const char *steps[] = {" -5", "+5", "", "-", "5 ", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		snprintf(json, sizeof json, "{\"__metadata__\":{\"step\":\"%s\"}, %s, %s}", steps[i], W, B);
+		write_st(p, json, 1280);
+		snprintf(msg, sizeof msg, "%s: __metadata__ step '%s' is not an integer%s", p, steps[i],
+		         i == 5 ? " of 64 bits" : "");
+		load_fails(p, BRN_EFORMAT, msg, steps[i]);
+	}
+
+	snprintf(json, sizeof json, "{%s, %s}", W, B);
+	write_st(p, json, 1290);
+	load_fails(p, BRN_EFORMAT,
+	           (snprintf(msg, sizeof msg, "%s: 10 bytes after the last tensor's data (the tensors end at byte 1280 of 1290)", p), msg),
+	           "trailing bytes");
+
+	/* NaN and infinities, in the weight or the bias: named, nothing written */
+	const struct { uint32_t bits; size_t at; const char *msg; } bad[] = {
+		{0x7fc00000u, 1152 + 4 * 5, "tensor 'c1.bias' is nan at index 5"},
+		{0x7f800000u, 4 * 200, "tensor 'c1.weight' is inf at index 200"},
+		{0xff800000u, 1152 + 4 * 31, "tensor 'c1.bias' is -inf at index 31"},
+		{0xffffffffu, 0, "tensor 'c1.weight' is nan at index 0"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		static unsigned char file[8 + 512 + 1280];
+		snprintf(json, sizeof json, "{%s, %s}", W, B);
+		size_t hlen = strlen(json);
+		memset(file, 0, sizeof file);
+		for (int k = 0; k < 8; k++)
+			file[k] = (unsigned char)((uint64_t)hlen >> (8 * k));
+		memcpy(file + 8, json, hlen);
+		for (int k = 0; k < 4; k++)
+			file[8 + hlen + bad[i].at + (size_t)k] = (unsigned char)(bad[i].bits >> (8 * k));
+		write_bytes(p, file, 8 + hlen + 1280);
+		snprintf(msg, sizeof msg, "%s: %s; expected finite values", p, bad[i].msg);
+		load_fails(p, BRN_EFORMAT, msg, bad[i].msg);
+	}
 
 	/* A valid file cut short: every cut is an error, and none writes. */
 	fill_pattern();
@@ -436,6 +486,35 @@ static void test_failed_saves(void)
 	ok(is_pattern(1) && step == 77, "with the old values and step");
 }
 
+/* A save killed before its rename leaves path.tmp-<pid>: the next save to
+ * path removes those of processes that are gone, and nothing else. */
+static void test_stale_temps(void)
+{
+	brnrt_error e = {{0}};
+	char dead[600], live[600], other[600], notpid[600], ours[600];
+	const char *path = at("stale.safetensors");
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	waitpid(child, NULL, 0);
+	snprintf(dead, sizeof dead, "%s.tmp-%ld", path, (long)child);
+	snprintf(live, sizeof live, "%s.tmp-%ld", path, (long)getppid());
+	snprintf(other, sizeof other, "%s.tmp-%ld", at("other.safetensors"), (long)child);
+	snprintf(notpid, sizeof notpid, "%s.tmp-%ldx", path, (long)child);
+	snprintf(ours, sizeof ours, "%s.tmp-%ld", path, (long)getpid());
+	const char *files[] = {dead, live, other, notpid};
+	for (int i = 0; i < 4; i++)
+		write_bytes(files[i], "torn", 4);
+	fill_pattern();
+	is_int(brnrt_st_save(path, specs, 3, 1, &e), BRN_OK, "save beside temp files of killed saves");
+	ok(access(dead, F_OK) != 0, "the temp file of a process that is gone is removed");
+	ok(access(live, F_OK) == 0, "one of a live process stays (its save may be under way)");
+	ok(access(other, F_OK) == 0 && access(notpid, F_OK) == 0, "other files stay");
+	ok(access(ours, F_OK) != 0, "and the save left none of its own");
+	for (int i = 0; i < 4; i++)
+		unlink(files[i]);
+}
+
 /* Two threads (two models) save to one path at once: each save succeeds
  * and the file is always one of them whole, never a mix. The temp name is
  * per process, so without a lock the threads truncate and rename each
@@ -565,6 +644,7 @@ int main(void)
 	test_rejections();
 	test_optional_and_suffix();
 	test_failed_saves();
+	test_stale_temps();
 	test_concurrent_saves();
 	test_python();
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -18,6 +19,7 @@
 #include "brnrt.h"
 #include "brnrt_cl.h"
 #include "idx.h"
+#include "paths.h"
 #include "progress.h"
 #include "sampler.h"
 
@@ -136,6 +138,7 @@ typedef struct model_api {
 	const char *(*device)(const void *m);
 	const char *(*error)(const void *m);
 	const int *input_size, *output_size, *batch;
+	const int *weights_folded; /* NULL in libraries older than it */
 } model_api;
 
 static void *sym(void *lib, const char *model, const char *suffix)
@@ -245,6 +248,7 @@ static int load_model(model_api *api, const char *path, const char *model)
 	api->input_size = sym(api->lib, model, "input_size");
 	api->output_size = sym(api->lib, model, "output_size");
 	api->batch = sym(api->lib, model, "batch");
+	api->weights_folded = sym(api->lib, model, "weights_folded");
 	if (!api->open || !api->close || !api->infer || !api->error || !api->input_size ||
 	    !api->output_size || !api->batch) {
 		dlclose(api->lib);
@@ -254,7 +258,13 @@ static int load_model(model_api *api, const char *path, const char *model)
 	return 0;
 }
 
-/* Opens an instance: from weights, or fresh (seeded when the library can). */
+static int folded(const model_api *api)
+{
+	return api->weights_folded && *api->weights_folded;
+}
+
+/* Opens an instance: from weights, compiled-in weights (brnc --weights), or
+ * fresh (_open seeds with 1; another seed when the library can). */
 static int open_model(const model_api *api, void **m, const char *weights, uint64_t seed)
 {
 	int rc;
@@ -263,7 +273,8 @@ static int open_model(const model_api *api, void **m, const char *weights, uint6
 		rc = fail("%s: %s", api->name, *m ? api->error(*m) : brnrt_strerror(rc));
 		goto fail;
 	}
-	if (!weights && api->init_weights && (rc = api->init_weights(*m, seed)) != 0) {
+	if (!weights && !folded(api) && seed != 1 && api->init_weights &&
+	    (rc = api->init_weights(*m, seed)) != 0) {
 		rc = fail("%s: init_weights: %s", api->name, api->error(*m));
 		goto fail;
 	}
@@ -357,7 +368,13 @@ static int cmd_bench(int argc, char **argv)
 		o.iters = 20;
 	if ((rc = load_model(&api, o.lib, o.model)) != 0)
 		return rc;
-	if (!o.batch || o.batch > *api.batch)
+	if (o.batch > *api.batch) {
+		int batch = *api.batch; /* the library's data: read before dlclose */
+		dlclose(api.lib);
+		return usage_error("bench: --batch %d is larger than %s's compiled batch %d", o.batch,
+		                   api.name, batch);
+	}
+	if (!o.batch)
 		o.batch = *api.batch;
 	if (o.train && !api.train_step) {
 		dlclose(api.lib);
@@ -457,8 +474,16 @@ static int is_idx_images(const char *path)
 static int read_inputs(const char *path, int size, float **x, long long *n)
 {
 	char err[1024];
-	int kind = is_idx_images(path);
+	struct stat st;
 	*x = NULL;
+	/* a directory "opens" and reports a size of LLONG_MAX; a FIFO would block */
+	if (stat(path, &st) != 0)
+		return fail("cannot open %s: %s", path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return fail("%s: is a directory", path);
+	if (!S_ISREG(st.st_mode))
+		return fail("%s: is not a regular file (a FIFO, socket or device)", path);
+	int kind = is_idx_images(path);
 	if (kind < 0)
 		return fail("cannot open %s: %s", path, strerror(errno));
 	if (kind == 1) {
@@ -532,6 +557,12 @@ static int cmd_infer(int argc, char **argv)
 	int rc = infer_args(argc, argv, &o);
 	if (rc)
 		return rc;
+	if (o.output) {
+		char err[1024];
+		const char *inputs[] = {o.input, o.lib, o.weights};
+		if (paths_check_output("--output", o.output, inputs, 3, err, sizeof err))
+			return fail("%s", err);
+	}
 	if ((rc = load_model(&api, o.lib, o.model)) != 0)
 		return rc;
 	int batch = *api.batch, in = *api.input_size, nout = *api.output_size;
@@ -545,6 +576,9 @@ static int cmd_infer(int argc, char **argv)
 	}
 	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
 		goto done;
+	if (!o.weights && !folded(&api))
+		fprintf(stderr, "brnrun: note: no --weights; %s runs with fresh random weights (seed 1)\n",
+		        api.name);
 	f = o.output ? fopen(o.output, "wb") : stdout;
 	if (!f) {
 		rc = fail("cannot open %s: %s", o.output, strerror(errno));
@@ -680,6 +714,19 @@ static int check_set(const model_api *api, const idx_set *s, const char *dir, co
 	return 0;
 }
 
+/* Before training: --ckpt can be written and is none of the run's inputs
+ * (--weights may be it: a run resumes and saves over its checkpoint). */
+static int check_ckpt(const train_opts *o, const char *dir)
+{
+	char paths[4][4096], err[1024];
+	idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
+	idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
+	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3]};
+	if (paths_check_output("--ckpt", o->ckpt, inputs, 5, err, sizeof err))
+		return fail("%s", err);
+	return 0;
+}
+
 static int save(const model_api *api, void *m, const char *path)
 {
 	if (api->save(m, path))
@@ -716,6 +763,8 @@ static int cmd_train(int argc, char **argv)
 	}
 	int batch = *api.batch, in = *api.input_size;
 	const char *dir = idx_data_dir(o.data);
+	if (o.ckpt && (rc = check_ckpt(&o, dir)) != 0)
+		goto done;
 	if (idx_load(&train, dir, "train", err, sizeof err)) {
 		rc = fail("%s", err);
 		goto done;

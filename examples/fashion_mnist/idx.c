@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "brnrt.h"
@@ -75,6 +76,9 @@ static int open_header(const char *path, uint32_t magic, const char *what, int n
 	long got;
 	uint32_t m;
 
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return fail(err, errlen, BRN_EIO, "%s: is a directory", path);
 	errno = 0;
 	f = gzopen(path, "rb");
 	if (!f)
@@ -105,19 +109,41 @@ static int open_header(const char *path, uint32_t magic, const char *what, int n
 	return BRN_OK;
 }
 
-/* Reads len data bytes after the header, closing f in every case. */
+/* Reads len data bytes after the header, closing f in every case. The
+ * header's len is only a claim (up to 10^13 bytes): the buffer grows with
+ * the data that comes, so memory follows the file, not the header. */
 static int read_body(gzFile f, const char *path, const char *what, size_t len,
 		     unsigned char **out, char *err, size_t errlen)
 {
-	unsigned char *buf = malloc(len ? len : 1);
-	long got;
+	size_t cap = len < ((size_t)1 << 24) ? len : (size_t)1 << 24;
+	unsigned char *buf = malloc(cap ? cap : 1);
+	long got = 0, r;
 	int zerr;
 
 	if (!buf) {
 		gzclose(f);
-		return fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes", path, len);
+		return fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
 	}
-	got = read_full(f, buf, len);
+	while ((size_t)got < len) {
+		if ((size_t)got == cap) {
+			size_t more = cap > len - cap ? len : 2 * cap;
+			unsigned char *p = realloc(buf, more);
+			if (!p) {
+				free(buf);
+				gzclose(f);
+				return fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes",
+					    path, more);
+			}
+			buf = p, cap = more;
+		}
+		if ((r = read_full(f, buf + got, cap - (size_t)got)) < 0) {
+			got = -1;
+			break;
+		}
+		got += r;
+		if ((size_t)got < cap)
+			break; /* the end of the stream */
+	}
 	if (got < 0 || (size_t)got < len) {
 		if (got < 0)
 			fail(err, errlen, BRN_EFORMAT, "%s: %s", path, gzerror(f, &zerr));
@@ -232,14 +258,19 @@ static void data_path(char *buf, size_t len, const char *dir, const char *split,
 	snprintf(buf, len, "%s/%s-%s-ubyte.gz", dir, split, kind); /* for the message */
 }
 
+void idx_paths(const char *dir, const char *split, char *images, char *labels, size_t len)
+{
+	data_path(images, len, dir, split, "images-idx3");
+	data_path(labels, len, dir, split, "labels-idx1");
+}
+
 int idx_load(idx_set *s, const char *dir, const char *split, char *err, size_t errlen)
 {
 	char ipath[4096], lpath[4096];
 	int nl, rc;
 
 	memset(s, 0, sizeof *s);
-	data_path(ipath, sizeof ipath, dir, split, "images-idx3");
-	data_path(lpath, sizeof lpath, dir, split, "labels-idx1");
+	idx_paths(dir, split, ipath, lpath, sizeof ipath);
 	rc = idx_read_images(ipath, &s->images, &s->n, &s->rows, &s->cols, err, errlen);
 	if (rc)
 		return rc;

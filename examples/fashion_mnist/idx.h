@@ -28,6 +28,9 @@ const char *idx_data_dir(const char *flag);
 int idx_load(idx_set *s, const char *dir, const char *split, char *err, size_t errlen);
 void idx_free(idx_set *s);
 
+/* The files idx_load reads for split: images and labels, len bytes each. */
+void idx_paths(const char *dir, const char *split, char *images, char *labels, size_t len);
+
 /* The halves of idx_load, for a single file. */
 int idx_read_images(const char *path, float **images, int *n, int *rows, int *cols,
 		    char *err, size_t errlen);

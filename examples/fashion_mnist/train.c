@@ -17,6 +17,7 @@
 
 #include "fashion_cnn.h"
 #include "idx.h"
+#include "paths.h"
 #include "progress.h"
 #include "sampler.h"
 
@@ -214,6 +215,16 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	dir = idx_data_dir(o.data);
+	if (o.ckpt) { /* before a run that would end failing to save, or replace its data */
+		char paths[4][4096];
+		idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
+		idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
+		const char *inputs[] = {paths[0], paths[1], paths[2], paths[3]};
+		if (paths_check_output("--ckpt", o.ckpt, inputs, 4, err, sizeof err)) {
+			fprintf(stderr, "train: %s\n", err);
+			return 1;
+		}
+	}
 	if (idx_load(&train, dir, "train", err, sizeof err) ||
 	    idx_load(&test, dir, "t10k", err, sizeof err)) {
 		fprintf(stderr, "train: %s\n", err);

@@ -11,6 +11,10 @@ static int dev_open(model *m)
 		return BRN_ENOMEM;
 	}
 	brn_isa_select();
+	if (TRAINING && !(m->dev.before = malloc((size_t)STATE_FLOATS * sizeof(float)))) {
+		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", STATE_FLOATS);
+		return BRN_ENOMEM;
+	}
 	int rc = brnrt_pool_open(&m->dev.pool, 0, &e);
 	if (rc) {
 		snprintf(m->err, sizeof m->err, "%s", e.msg);
@@ -23,6 +27,7 @@ static int dev_open(model *m)
 static void dev_close(model *m)
 {
 	brnrt_pool_close(m->dev.pool);
+	free(m->dev.before);
 	free(m->host);
 }
 
@@ -46,6 +51,29 @@ static inline int dev_labels(model *m, const int32_t *y, int n)
 	m->labels = y;
 	return 0;
 }
+
+#if TRAINING
+/* A training step that makes the state non-finite is undone: the kernels
+ * update the state in place, so a copy of it is taken before. */
+static int dev_step_begin(model *m)
+{
+	memcpy(m->dev.before, m->host, (size_t)STATE_FLOATS * sizeof(float));
+	return 0;
+}
+
+static int dev_step_state(model *m, const float **state)
+{
+	*state = m->host;
+	return 0;
+}
+
+static int dev_step_end(model *m, int keep)
+{
+	if (!keep)
+		memcpy(m->host, m->dev.before, (size_t)STATE_FLOATS * sizeof(float));
+	return 0;
+}
+#endif
 
 static int dev_run(model *m, int list)
 {

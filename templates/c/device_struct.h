@@ -2,6 +2,7 @@
  * work-items that a fixed pool of threads splits (env BRN_THREADS). */
 struct device {
 	brnrt_pool *pool;
+	float *before; /* training: the state before the step, to undo it */
 	char name[64];
 };
 

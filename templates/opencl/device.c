@@ -9,7 +9,9 @@ static int dev_open(model *m)
 	brnrt_error e;
 	int rc, k = 0;
 	m->host = calloc((size_t)STATE_FLOATS, sizeof(float));
-	if (!m->host) {
+	if (TRAINING && m->host)
+		m->dev.after = calloc((size_t)STATE_FLOATS, sizeof(float));
+	if (!m->host || (TRAINING && !m->dev.after)) {
 		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", STATE_FLOATS);
 		return BRN_ENOMEM;
 	}
@@ -37,6 +39,7 @@ static void dev_close(model *m)
 	if (m->dev.labels)
 		clReleaseMemObject(m->dev.labels);
 	brnrt_cl_close(m->dev.cl);
+	free(m->dev.after);
 	free(m->host);
 }
 
@@ -62,6 +65,34 @@ static inline int dev_labels(model *m, const int32_t *y, int n)
 	int rc = brnrt_cl_write(m->dev.cl, m->dev.labels, 0, (size_t)n * sizeof(cl_int), y, &e);
 	return rc ? cl_fail(m, rc, &e) : 0;
 }
+
+#if TRAINING
+/* A training step that makes the state non-finite is undone. m->host holds
+ * the state as of the last step kept; a step's result is read back into
+ * m->dev.after, checked, then kept (the buffers swap) or undone (m->host
+ * is written back to the device). */
+static int dev_step_begin(model *m)
+{
+	(void)m;
+	return 0;
+}
+
+static int dev_step_state(model *m, const float **state)
+{
+	*state = m->dev.after;
+	return dev_read(m, 0, m->dev.after, STATE_FLOATS);
+}
+
+static int dev_step_end(model *m, int keep)
+{
+	if (!keep)
+		return dev_write(m, 0, m->host, STATE_FLOATS);
+	float *kept = m->dev.after;
+	m->dev.after = m->host;
+	m->host = kept;
+	return 0;
+}
+#endif
 
 static int dev_run(model *m, int list)
 {

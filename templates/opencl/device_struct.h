@@ -16,4 +16,5 @@ struct device {
 	cl_program prog;
 	cl_mem mem, labels;
 	cl_kernel k[N_KERNELS];
+	float *after; /* training: the state a step made, checked before it is kept */
 };
