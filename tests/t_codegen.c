@@ -334,6 +334,10 @@ int main(int argc, char **argv)
 		{"tests/models/one_value.brn", "m1", 2, 1, 0, NULL, NULL},
 		{"tests/models/one_value.brn", "m1", 2, 2, 0, NULL, NULL},
 		{"tests/models/one_value.brn", "m1", 2, 2, 1, NULL, NULL},
+		{"tests/models/add_input.brn", "w", 2, 2, 0, NULL, NULL},
+		{"tests/models/add_self.brn", "add_self", 0, 3, 0, NULL, NULL},
+		{"tests/models/add_self.brn", "add_self", 0, 2, 1, NULL, NULL},
+		{"tests/models/add_self.brn", "add_self", 0, 3, 0, knobs, " knobs"},
 	};
 	int only = argc > 2 ? atoi(argv[2]) : -1;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
@@ -354,6 +358,8 @@ int main(int argc, char **argv)
 			count_kernels("tests/models/every_op.brn", 1, 18, 46);
 			count_kernels("tests/models/mlp.brn", 0, 4, 22);
 			count_kernels("tests/models/mlp.brn", 1, 9, 24);
+			count_kernels("tests/models/add_input.brn", 0, 2, 4);
+			count_kernels("tests/models/add_self.brn", 0, 6, 15);
 		}
 	}
 	cg_cleanup();
