@@ -185,7 +185,8 @@ static brn_kernel *kernel(lower *L, const char *tmpl, const brn_node *n, const c
 	brn_kernel *k = &p->kernels[l][p->nkernels[l]++];
 	memset(k, 0, sizeof *k);
 	char ident[200];
-	snprintf(ident, sizeof ident, "%s%02d_%s_%s", l ? "t" : "i", p->nkernels[l], n->name, what);
+	/* brn_: the prefix the generated code keeps for its own names */
+	snprintf(ident, sizeof ident, "brn_%s%02d_%s_%s", l ? "t" : "i", p->nkernels[l], n->name, what);
 	for (char *c = ident; *c; c++)
 		if (*c == '.')
 			*c = '_';

@@ -1,9 +1,9 @@
-static int dev_open(model *m)
+static int brn_dev_open(brn_model *m)
 {
 	brnrt_error e;
-	m->host = calloc((size_t)MEM_FLOATS, sizeof(float));
+	m->host = calloc((size_t)BRN_MEM_FLOATS, sizeof(float));
 	if (!m->host) {
-		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", MEM_FLOATS);
+		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", BRN_MEM_FLOATS);
 		return BRN_ENOMEM;
 	}
 	int rc = brnrt_pool_open(&m->dev.pool, 0, &e);
@@ -15,42 +15,42 @@ static int dev_open(model *m)
 	return 0;
 }
 
-static void dev_close(model *m)
+static void brn_dev_close(brn_model *m)
 {
 	brnrt_pool_close(m->dev.pool);
 	free(m->host);
 }
 
-static int dev_write(model *m, long off, const float *src, long count)
+static int brn_dev_write(brn_model *m, long off, const float *src, long count)
 {
 	if (m->host + off != src)
 		memcpy(m->host + off, src, (size_t)count * sizeof(float));
 	return 0;
 }
 
-static int dev_read(model *m, long off, float *dst, long count)
+static int brn_dev_read(brn_model *m, long off, float *dst, long count)
 {
 	if (m->host + off != dst)
 		memcpy(dst, m->host + off, (size_t)count * sizeof(float));
 	return 0;
 }
 
-static inline int dev_labels(model *m, const int32_t *y, int n)
+static inline int brn_dev_labels(brn_model *m, const int32_t *y, int n)
 {
 	(void)n;
 	m->labels = y;
 	return 0;
 }
 
-static int dev_run(model *m, int list)
+static int brn_dev_run(brn_model *m, int list)
 {
-	const struct launch *l = list ? train_kernels : infer_kernels;
+	const struct brn_launch *l = list ? brn_train_kernels : brn_infer_kernels;
 	for (; l->run; l++)
 		brnrt_pool_run(m->dev.pool, l->per_example ? l->items * m->n : l->items, l->run, m);
 	return 0;
 }
 
-const char *${MODEL}_device(const model *m)
+const char *${MODEL}_device(const brn_model *m)
 {
 	return m ? m->dev.name : "(no model)";
 }
