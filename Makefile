@@ -25,7 +25,7 @@ RT_PIC       := $(RT_SRC:%.c=$(B)/pic/%.o)
 EX_DIR       := examples/fashion_mnist
 EX_LIB_SRC   := $(filter-out $(EX_DIR)/train.c $(EX_DIR)/eval.c,$(wildcard $(EX_DIR)/*.c))
 EX_LIB_OBJ   := $(EX_LIB_SRC:%.c=$(B)/%.o)
-TEMPLATES    := $(sort $(wildcard templates/*.c templates/*.h templates/c/* templates/opencl/*.* templates/opencl/kernels/* templates/kernels/*))
+TEMPLATES    := $(sort $(wildcard templates/*.c templates/*.h templates/c/*.* templates/c/whole/* templates/opencl/*.* templates/opencl/kernels/* templates/kernels/*))
 TEST_BIN     := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/t_*.c))
 TEST_SCRIPTS := $(wildcard tests/t_*.sh tests/t_*.py)
 

@@ -188,10 +188,99 @@ static long kernel_items(const emitter *E, const brn_kernel *k, int *local)
 	return k->items;
 }
 
+/* --- vector kernels: one function per ISA (C) ------------------------------ */
+
+/* A register tile per ISA: OB blocks of 16 channels x RW columns in VL-wide
+ * vectors; OB x 16/VL x RW accumulators stay within the register file
+ * (AVX-512: 14 of 32 zmm, AVX2: 12 of 16 ymm, SSE/NEON: 12 of 16 or 32). */
+typedef struct isa {
+	const char *name, *attr, *vtype;
+	int vl, ob, rw, rw1;       /* rw: tile width at OB 2, rw1 at OB 1 */
+	int x86;
+} isa;
+
+static const isa isas[] = {
+	{"avx512", "__attribute__((target(\"avx512f\")))", "brn_vf16", 16, 2, 7, 14, 1},
+	{"avx2", "__attribute__((target(\"avx2,fma\")))", "brn_vf8", 8, 1, 6, 6, 1},
+	{"generic", "", "brn_vf4", 4, 1, 3, 3, 0},
+};
+
+typedef struct isa_ctx {
+	kernel_ctx kc;
+	const isa *is;
+	char vl[16], nv[16], ob[16], rw[16];
+} isa_ctx;
+
+static const char *isa_lookup(void *ctx, const char *key)
+{
+	isa_ctx *c = ctx;
+	if (!strcmp(key, "ISA"))
+		return c->is->name;
+	if (!strcmp(key, "ISA_ATTR"))
+		return c->is->attr;
+	if (!strcmp(key, "VT"))
+		return c->is->vtype;
+	if (!strcmp(key, "VL"))
+		return c->vl;
+	if (!strcmp(key, "NV"))
+		return c->nv;
+	if (!strcmp(key, "OB"))
+		return c->ob;
+	if (!strcmp(key, "RW"))
+		return c->rw;
+	return kernel_lookup(&c->kc, key);
+}
+
+/* A kernel with a whole-function template of the dialect: C renders it once
+ * per ISA (x86 variants under BRN_X86), then a range function that calls
+ * the variant brn_isa_select() chose. */
+static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const char *text, const char *path)
+{
+	const char *range = brn_template_find("c/whole/isa_range.c");
+	const char *obg = brn_kernel_var(k, "OBG");
+	if (!range || !obg) {
+		if (!E->failed)
+			brn_diag_error(E->d, "", 0, 0, "internal error: no template c/whole/isa_range.c or $OBG");
+		E->failed = 1;
+		return;
+	}
+	sbuf w = {0};
+	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
+	          "#pragma GCC optimize(\"fp-contract=fast\")\n#endif\n#if BRN_X86\n");
+	for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
+		isa_ctx c = {{E, k, NULL, "", ""}, &isas[i], "", "", "", ""};
+		int ob = atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
+		snprintf(c.vl, sizeof c.vl, "%d", isas[i].vl);
+		snprintf(c.nv, sizeof c.nv, "%d", 16 / isas[i].vl);
+		snprintf(c.ob, sizeof c.ob, "%d", ob);
+		snprintf(c.rw, sizeof c.rw, "%d", ob == 2 ? isas[i].rw : isas[i].rw1);
+		if (!isas[i].x86)
+			puts_(&w, "#endif\n");
+		E->tmpl = path;
+		render(E, &w, text, isa_lookup, &c);
+		puts_(&w, "\n");
+	}
+	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC pop_options\n#endif\n\n");
+	kernel_ctx c = {E, k, NULL, "", ""};
+	E->tmpl = "c/whole/isa_range.c";
+	render(E, &w, range, kernel_lookup, &c);
+	if (w.s)
+		resolve_buffers(E->p, out, w.s);
+	puts_(out, "\n");
+	out->bad |= w.bad;
+	free(w.s);
+}
+
 static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 {
 	kernel_ctx c = {E, k, NULL, "", ""};
 	char path[128];
+	snprintf(path, sizeof path, "%s/whole/%s.c", E->dl->name, k->tmpl);
+	const char *whole = brn_template_find(path);
+	if (whole) {
+		emit_isa_kernel(E, out, k, whole, path);
+		return;
+	}
 	snprintf(path, sizeof path, "kernels/%s.k", k->tmpl);
 	const char *body = dialect_kernel(E, k), *wrap = brn_template_find(E->dl->kernel);
 	if (body)

@@ -361,9 +361,71 @@ static long bias_off(lower *L, const brn_node *n)
 	return b;
 }
 
+/* --- conv16: the vector conv of groups-1 convs ------------------------------
+ * A conv_pack kernel copies the weights, per call, into a scratch buffer
+ * with 16 output channels innermost (zero-padded to a multiple of 16), so
+ * one vector load gives a tap's weights for a block of channels; the conv16
+ * kernel keeps a tile of output channels x columns in registers (templates
+ * c/whole/conv16.c per ISA, opencl/kernels/conv16.k). Activations stay
+ * NCHW. flip: dL/dx of a stride-1 conv, the same kernel run on dL/dy with
+ * the transposed, flipped weights and pad KH-1-PH. */
+static int conv16_fits(const brn_node *n, int flip)
+{
+	return n->groups == 1 && (!flip || (n->stride[0] == 1 && n->stride[1] == 1));
+}
+
+/* Emits conv_pack and opens the conv16 kernel with its shape variables;
+ * the caller sets $STORE (the statement that stores v at o, channel k). */
+static void conv16(lower *L, const brn_node *n, int flip)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	const brn_node *in = flip ? n : x, *out = flip ? x : n;
+	int ip = in->shape[1], op = out->shape[1], kh = n->kernel[0], kw = n->kernel[1];
+	int kb = (op + 15) / 16, obg = kb % 2 ? 1 : 2;
+	int wp = new_buf(L, brn_arena_printf(L->a, "%s.packed%s", n->name, flip ? "_t" : ""),
+	                 (long)kb * 16 * ip * kh * kw);
+	kernel(L, "conv_pack", n, flip ? "conv_pack_t" : "conv_pack", (long)kb * 16 * ip, 0);
+	num(L, "OP", op);
+	num(L, "OP16", kb * 16);
+	num(L, "IP", ip);
+	num(L, "KH", kh);
+	num(L, "KW", kw);
+	num(L, "FLIP", flip);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	buf_var(L, "WP", wp);
+
+	kernel(L, "conv16", n, flip ? "conv_bwd_data" : "conv_fwd", 0, 1);
+	shape_vars(L, in, out);
+	window_vars(L, n);
+	if (flip) {
+		num(L, "PH", kh - 1 - n->pad[0]);
+		num(L, "PW", kw - 1 - n->pad[1]);
+	}
+	num(L, "KB", kb);
+	num(L, "OBG", obg);
+	num(L, "KGRP", kb / obg);
+	num(L, "CLRW", 8);
+	buf_var(L, "WP", wp);
+	buf_var(L, "X", flip ? L->gbuf[n->id] : value_buf(L, n->in[0]));
+	/* per example: groups of channel blocks x output rows */
+	L->k->items = (long)(kb / obg) * out->shape[2];
+}
+
 static void lower_conv(lower *L, const brn_node *n)
 {
 	epilogue e = {""};
+	if (conv16_fits(n, 0)) {
+		conv16(L, n, 0);
+		long b = bias_off(L, n);
+		if (b >= 0)
+			epi(&e, "\t\t\tv += mem[%ld + k];\n", b);
+		int last = L->list == 0 ? chain(L, n->id, 1, "k", "o", &e) : n->id;
+		set_out(L, last, &e);
+		var(L, "STORE", "%s\t\t\tmem[%s + o] = v;", e.text, brn_kernel_var(L->k, "Y"));
+		if (last != n->id)
+			L->k->comment = brn_arena_printf(L->a, "%s .. %s: conv_fwd, fused", n->name, L->g->nodes[last].name);
+		return;
+	}
 	kernel(L, "conv_fwd", n, "conv_fwd", 0, 1);
 	conv_vars(L, n);
 	/* per example: blocks of output channels x rows x column tiles */
@@ -597,7 +659,10 @@ static void backward_conv(lower *L, const brn_node *n)
 {
 	const brn_graph *g = L->g;
 	int x = n->in[0];
-	if (wants_dx(L, x)) {
+	if (wants_dx(L, x) && conv16_fits(n, 1)) {
+		conv16(L, n, 1);
+		store_at(L, "STORE", "DX", x, "o");
+	} else if (wants_dx(L, x)) {
 		const int *xs = g->nodes[x].shape;
 		int tw = xs[3] < 64 ? xs[3] : 64, wt = (xs[3] + tw - 1) / tw;
 		kernel(L, "conv_bwd_data", n, "conv_bwd_data", (long)xs[1] * xs[2] * wt, 1);

@@ -1,0 +1,67 @@
+/* $COMMENT, $ISA: a register tile is $OB x 16 output channels x $RW
+ * columns of one row; out-of-image taps of the edge tiles drop out at
+ * compile time (ow0, rw and edge are constants there) */
+static inline __attribute__((always_inline)) $ISA_ATTR void
+${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi, int ow0, int rw, int edge)
+{
+	typedef $VT V;
+	V acc[$OB * $NV][$RW];
+	BRN_UNROLL
+	for (int q = 0; q < $OB * $NV; q++)
+		BRN_UNROLL
+		for (int r = 0; r < $RW; r++)
+			acc[q][r] = (V){0};
+	for (int c = 0; c < $C; c++)
+		for (int i = ilo; i < ihi; i++) {
+			const float *xr = mem + $X + (((long)b * $C + c) * $H + oh * $SH - $PH + i) * $W;
+			const float *wr = mem + $WP + (((long)kb0 * $C + c) * $KH + i) * ($KW * 16);
+			BRN_UNROLL
+			for (int j = 0; j < $KW; j++) {
+				V w[$OB * $NV];
+				BRN_UNROLL
+				for (int q = 0; q < $OB * $NV; q++)
+					w[q] = *(const V *)(wr + (long)(q / $NV) * ($C * $KH * $KW * 16) + j * 16 + q % $NV * $VL);
+				BRN_UNROLL
+				for (int r = 0; r < $RW; r++) {
+					const int iw = (ow0 + r) * $SW - $PW + j;
+					if (r < rw && (!edge || (iw >= 0 && iw < $W))) {
+						const float xv = xr[iw];
+						BRN_UNROLL
+						for (int q = 0; q < $OB * $NV; q++)
+							acc[q][r] += w[q] * xv;
+					}
+				}
+			}
+		}
+	for (int q = 0; q < $OB * $NV; q++)
+		for (int l = 0; l < $VL; l++) {
+			const int k = kb0 * 16 + q * $VL + l;
+			if (k >= $K)
+				break;
+			for (int r = 0; r < rw; r++) {
+				const long o = (((long)b * $K + k) * $OH + oh) * $OW + ow0 + r;
+				float v = acc[q][r][l];
+$STORE
+			}
+		}
+}
+
+/* a work-item: one output row of $OBG blocks of 16 channels, tile by tile */
+static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, long gid)
+{
+	enum { OWT = ($OW + $RW - 1) / $RW, LAST = $OW - (OWT - 1) * $RW,
+	       MID_SAFE = $RW * $SW >= $PW && ($OW - LAST - 1) * $SW - $PW + $KW - 1 < $W };
+	const int b = (int)(gid / ($KGRP * $OH));
+	const int kg = (int)(gid / $OH % $KGRP);
+	const int oh = (int)(gid % $OH);
+	const int ilo = $PH - oh * $SH > 0 ? $PH - oh * $SH : 0;
+	const int ihi = $H + $PH - oh * $SH < $KH ? $H + $PH - oh * $SH : $KH;
+	for (int ob = 0; ob < $OBG; ob += $OB) {
+		const int kb0 = kg * $OBG + ob;
+		${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, 0, OWT == 1 ? $OW : $RW, 1);
+		for (int t = 1; t < OWT - 1; t++)
+			${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, t * $RW, $RW, !MID_SAFE);
+		if (OWT > 1)
+			${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, (OWT - 1) * $RW, LAST, 1);
+	}
+}

@@ -1,0 +1,13 @@
+static void ${NAME}_range(void *ctx, long begin, long end)
+{
+	const brn_model *m = ctx;
+	void (*f)(float *restrict, long) = ${NAME}_generic;
+#if BRN_X86
+	if (brn_isa == 2)
+		f = ${NAME}_avx512;
+	else if (brn_isa == 1)
+		f = ${NAME}_avx2;
+#endif
+	for (long gid = begin; gid < end; gid++)
+		f(m->host, gid);
+}

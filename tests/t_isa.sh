@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The vector conv kernels (conv16) have one function per ISA, chosen at open
+# by CPU features; BRN_ISA forces a lower one. Each variant this machine can
+# run is checked against the interpreter on the t_codegen cases whose convs
+# have edge, middle and partial tiles (wide.brn) and odd shapes.
+set -u
+build=${BRN_BUILD:-build}
+cases=(6 12 13 14)
+isas=(generic)
+grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && isas+=(avx2)
+grep -qw avx512f /proc/cpuinfo && isas+=(avx512)
+echo "1..$(( ${#cases[@]} * ${#isas[@]} ))"
+n=0
+for isa in "${isas[@]}"; do
+	for c in "${cases[@]}"; do
+		n=$((n + 1))
+		out=$(BRN_ISA=$isa "$build/tests/t_codegen" c "$c" 2>&1)
+		good=$(grep -c '^ok' <<<"$out")
+		bad=$(grep -c '^not ok' <<<"$out")
+		if [ "$bad" = 0 ] && [ "$good" -gt 0 ]; then
+			echo "ok $n - BRN_ISA=$isa t_codegen case $c: $good checks"
+		else
+			echo "not ok $n - BRN_ISA=$isa t_codegen case $c: $bad of $((good + bad)) checks failed"
+			grep -A4 '^not ok' <<<"$out" | sed 's/^/# /'
+		fi
+	done
+done
