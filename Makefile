@@ -181,8 +181,8 @@ SHELL = /bin/bash
 # on an OpenCL device.
 DEMO       := $(B)/demo
 DEMO_STEPS ?= 20000
-# generated code is plain C; let the compiler vectorize it for this machine
-DEMO_OPT   ?= -O3 -march=native
+# generated code at the documented build flags: its kernels pick their ISA at open
+DEMO_OPT   ?= -O2
 EX_LINK     = $(B)/libbrnex.a $(B)/libbrnrt.a $(RT_LIBS) -lz
 
 $(DEMO)/train/fashion_cnn.c: $(EX_DIR)/net.brn $(B)/brnc
@@ -213,7 +213,7 @@ reproduce: deps
 # program; both sides run with BENCH_THREADS threads. See bench/README.md.
 BENCH         := $(B)/bench
 BENCH_THREADS ?= $(shell nproc)
-BENCH_CFLAGS  ?= -O3 -march=native
+BENCH_CFLAGS  ?= -O2
 BENCH_MODELS  := bench_ci_c1 bench_ci_c8 bench_ci_cl1 bench_ci_cl8 bench_ct_c bench_ct_cl
 bench_model    = @mkdir -p $(BENCH); sed 's/^model [a-z_]*;/model $(1);/' $< > $(BENCH)/$(1).brn; \
                  $(B)/brnc $(BENCH)/$(1).brn $(2) -o $(BENCH)/$(1)

@@ -3,6 +3,7 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -120,7 +121,8 @@ int brn_load_model(const char *path, int batch, const char *schedule,
 }
 
 /* The kernels(layer) knobs of the model's schedule, one per node. */
-static int knobs_for(const brn_graph *g, const char *dir, brn_arena *a, brn_knobs **out, brn_diag *d)
+static int knobs_for(const brn_graph *g, const char *dir, brn_arena *a, brn_knobs **out, char *path,
+                     size_t pathlen, brn_diag *d)
 {
 	brn_layer_desc *layers = brn_arena_alloc(a, (size_t)g->n * sizeof *layers);
 	brn_knobs *knobs = brn_arena_alloc(a, (size_t)g->n * sizeof *knobs);
@@ -145,14 +147,47 @@ static int knobs_for(const brn_graph *g, const char *dir, brn_arena *a, brn_knob
 		return -1;
 	}
 	*out = knobs;
+	snprintf(path, pathlen, "%s", s.path);
 	return 0;
+}
+
+/* Refuses outputs that are inputs (brnc mlp.h: the model's name is mlp, so
+ * mlp.h would be written over the model): same file, by device and inode,
+ * so links and other spellings of a path count too. */
+static int outputs_clear(const brn_options *o, const char *base, const char *schedule, brn_diag *d)
+{
+	static const char *const ext[] = {".h", ".c", ".cl", ".so"};
+	const char *inputs[] = {o->model, o->weights, schedule};
+	const char *what[] = {"model", "weights", "schedule"};
+	int nout = strcmp(o->target, "opencl") == 0 ? 3 : 2;
+	size_t n = strlen(base) + 4;
+	char *path = malloc(n);
+	if (!path)
+		return brn_diag_error(d, "", 0, 0, "out of memory");
+	int rc = 0;
+	for (int i = 0; i < 4 && !rc; i++) {
+		struct stat so, si;
+		if ((i == 3 && !o->shared) || (i == 2 && nout < 3))
+			continue;
+		snprintf(path, n, "%s%s", base, ext[i]);
+		if (stat(path, &so) != 0)
+			continue;
+		for (int k = 0; k < 3 && !rc; k++)
+			if (inputs[k] && stat(inputs[k], &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+				rc = brn_diag_error(d, "", 0, 0, "output '%s' is the %s file '%s'; choose another -o BASE",
+				                    path, what[k], inputs[k]);
+	}
+	free(path);
+	return rc;
 }
 
 static int generate(const brn_options *o, const brn_graph *g, brn_arena *a, brn_diag *d)
 {
-	brn_knobs *knobs;
+	brn_knobs *knobs = NULL;
 	brn_plan plan;
-	if (knobs_for(g, o->schedule_dir, a, &knobs, d))
+	char schedule[512] = "";
+	if (knobs_for(g, o->schedule_dir, a, &knobs, schedule, sizeof schedule, d) ||
+	    outputs_clear(o, o->out ? o->out : g->model, schedule[0] ? schedule : NULL, d))
 		return BRN_COMPILE_INPUT;
 	int train = strcmp(o->mode, "train") == 0;
 	if (brn_plan_build(g, train, o->no_fuse, o->step, knobs, o->weights, a, &plan, d))

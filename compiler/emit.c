@@ -48,16 +48,34 @@ static void puts_(sbuf *b, const char *s)
 }
 
 static void printf_(sbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* printf onto b, at whatever length the text has. */
+static void printf_(sbuf *b, const char *fmt, ...)
 {
-	char tmp[4096];
+	char tmp[256];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof tmp)
+	if (n < 0) {
 		b->bad = 1;
-	else
+	} else if ((size_t)n < sizeof tmp) {
 		put(b, tmp, (size_t)n);
+	} else {
+		char *big = malloc((size_t)n + 1);
+		if (!big) {
+			b->bad = 1;
+			return;
+		}
+		va_start(ap, fmt);
+		vsnprintf(big, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		put(b, big, (size_t)n);
+		free(big);
+	}
 }
 
 /* What the two targets differ in, beyond their template folders. */
@@ -69,7 +87,7 @@ typedef struct dialect {
 } dialect;
 
 static const dialect dialects[] = {
-	{"c", "c/kernel.c", "#pragma GCC unroll %d", "\t{%s_range, %ldL, %d},\n"},
+	{"c", "c/kernel.c", "#pragma GCC unroll %d", "\t{%s_range, %ldL, %d, %d, \"%s\"},\n"},
 	{"opencl", "opencl/kernel.cl", "#pragma unroll %d", "\t{\"%s\", %ldL, %d, %d},\n"},
 };
 
@@ -220,7 +238,7 @@ static const char *isa_lookup(void *ctx, const char *key)
 		return c->is->attr;
 	if (!strcmp(key, "VT"))
 		return c->is->vtype;
-	if (!strcmp(key, "VL"))
+	if (!strcmp(key, "VL") || !strcmp(key, "VECN"))
 		return c->vl;
 	if (!strcmp(key, "NV"))
 		return c->nv;
@@ -238,18 +256,18 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 {
 	const char *range = brn_template_find("c/whole/isa_range.c");
 	const char *obg = brn_kernel_var(k, "OBG");
-	if (!range || !obg) {
+	if (!range) {
 		if (!E->failed)
-			brn_diag_error(E->d, "", 0, 0, "internal error: no template c/whole/isa_range.c or $OBG");
+			brn_diag_error(E->d, "", 0, 0, "internal error: no template c/whole/isa_range.c");
 		E->failed = 1;
 		return;
 	}
 	sbuf w = {0};
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
-	          "#pragma GCC optimize(\"fp-contract=fast\")\n#endif\n#if BRN_X86\n");
+	          "#pragma GCC optimize(\"fp-contract=fast\", \"tree-vectorize\", \"vect-cost-model=dynamic\")\n#endif\n#if BRN_X86\n");
 	for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
 		isa_ctx c = {{E, k, NULL, "", ""}, &isas[i], "", "", "", ""};
-		int ob = atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
+		int ob = obg && atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
 		snprintf(c.vl, sizeof c.vl, "%d", isas[i].vl);
 		snprintf(c.nv, sizeof c.nv, "%d", 16 / isas[i].vl);
 		snprintf(c.ob, sizeof c.ob, "%d", ob);
@@ -261,9 +279,12 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 		puts_(&w, "\n");
 	}
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC pop_options\n#endif\n\n");
-	kernel_ctx c = {E, k, NULL, "", ""};
+	/* a vec_width knob (elementwise kernels): items of that many elements */
+	isa_ctx c = {{E, k, NULL, "", ""}, &isas[0], "", "", "", ""};
+	const char *vec = brn_kernel_var(k, "VEC");
+	snprintf(c.vl, sizeof c.vl, "%s", vec ? vec : "1");
 	E->tmpl = "c/whole/isa_range.c";
-	render(E, &w, range, kernel_lookup, &c);
+	render(E, &w, range, isa_lookup, &c);
 	if (w.s)
 		resolve_buffers(E->p, out, w.s);
 	puts_(out, "\n");
@@ -389,7 +410,7 @@ static void launch_table(emitter *E, sbuf *out, int list)
 		const brn_kernel *k = &p->kernels[list][i];
 		int local;
 		long items = kernel_items(E, k, &local);
-		printf_(out, E->dl->launch, k->name, items, k->per_example, local);
+		printf_(out, E->dl->launch, k->name, items, k->per_example, local, k->name);
 	}
 	printf_(out, "\t{0}\n};\n\n");
 }
@@ -425,7 +446,8 @@ static void c_string(sbuf *out, const char *text)
 	for (const char *s = text; *s; s++) {
 		if (*s == '\n')
 			puts_(out, s[1] ? "\\n\"\n\t\"" : "\\n");
-		else if (*s == '"' || *s == '\\')
+		else if (*s == '"' || *s == '\\' || (*s == '?' && (s[1] == '?' || (s > text && s[-1] == '?'))))
+			/* every '?' of a "??": no trigraph such as "??/" */
 			printf_(out, "\\%c", *s);
 		else if (*s == '\t')
 			puts_(out, "\\t");
@@ -462,6 +484,24 @@ static const char *schedule_expr(const brn_plan *p, const char *key)
 	return !strcmp(key, "R_MAX") ? "1.0f" : "0.0f";
 }
 
+/* Text from outside (paths, the command line) for a comment: a star then
+ * a slash would close it and inject what follows, and a slash then a star
+ * makes -Wcomment warn; a backslash goes between the two. Control
+ * characters become '?'. Returns malloc'd text, or NULL. */
+static char *comment_text(const char *s)
+{
+	char *out = malloc(2 * strlen(s) + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (; *s; s++) {
+		*o++ = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+		if ((s[0] == '*' && s[1] == '/') || (s[0] == '/' && s[1] == '*'))
+			*o++ = '\\';
+	}
+	*o = 0;
+	return out;
+}
+
 /* The model's facts as host template variables: names, sizes, offsets. */
 static void model_vars(const brn_plan *p, const brn_emit_options *o, host_ctx *h)
 {
@@ -477,8 +517,11 @@ static void model_vars(const brn_plan *p, const brn_emit_options *o, host_ctx *h
 	hset(h, "UPPER", "%s", upper);
 	hset(h, "GUARD", "%s_H", upper);
 	hset(h, "VERSION", "%s", BRNC_VERSION);
-	hset(h, "SOURCE", "%s", o->source);
-	hset(h, "COMMAND", "%s", o->command ? o->command : "brnc");
+	char *source = comment_text(o->source), *command = comment_text(o->command ? o->command : "brnc");
+	hset(h, "SOURCE", "%s", source ? source : "?");
+	hset(h, "COMMAND", "%s", command ? command : "?");
+	free(source);
+	free(command);
 	hset(h, "MODE", "%s", p->train ? "training and inference" : "inference");
 	hset(h, "TARGET", "%s", o->target);
 	hset(h, "BATCH", "%d", g->batch);
@@ -556,7 +599,10 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 	 * same text goes to BASE.cl) */
 	sbuf clfile = {0}, ktext = {0};
 	if (opencl) {
-		printf_(&clfile, "/* %s.cl: generated by brnc %s from %s; do not edit. */\n", g->model, BRNC_VERSION, o->source);
+		char *source = comment_text(o->source);
+		printf_(&clfile, "/* %s.cl: generated by brnc %s from %s; do not edit. */\n", g->model, BRNC_VERSION,
+		        source ? source : "?");
+		free(source);
 		puts_(&clfile, brn_template_find("opencl/prologue.cl"));
 		puts_(&clfile, "\n");
 		if (cl.s)
@@ -587,19 +633,24 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 	int rc = E.failed ? -1 : 0;
 	if (!rc && (header.bad || host.bad || clfile.bad))
 		rc = brn_diag_error(d, "", 0, 0, "out of memory while emitting code");
-	char path[4096];
+	/* BASE + extension, at any length: a cut path would write BASE.c over BASE.h */
+	size_t blen = strlen(o->base);
+	char *path = malloc(blen + 4);
+	if (!rc && !path)
+		rc = brn_diag_error(d, "", 0, 0, "out of memory while emitting code");
 	if (!rc) {
-		snprintf(path, sizeof path, "%s.h", o->base);
+		snprintf(path, blen + 4, "%s.h", o->base);
 		rc = write_file(&E, path, &header);
 	}
 	if (!rc) {
-		snprintf(path, sizeof path, "%s.c", o->base);
+		snprintf(path, blen + 4, "%s.c", o->base);
 		rc = write_file(&E, path, &host);
 	}
 	if (!rc && opencl) {
-		snprintf(path, sizeof path, "%s.cl", o->base);
+		snprintf(path, blen + 4, "%s.cl", o->base);
 		rc = write_file(&E, path, &clfile);
 	}
+	free(path);
 	for (int i = 0; i < h.n; i++)
 		free(h.vars[i].value);
 	free(header.s);

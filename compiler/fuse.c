@@ -25,6 +25,8 @@
  * --no-fuse gives one kernel per op (norms keep their two phases). */
 #include "fuse.h"
 
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,8 +47,12 @@ typedef struct lower {
 	int *absorbed;         /* per node: computed inside another's kernel */
 	int *needs_grad;       /* per node: its gradient reaches a parameter */
 	int *first_slot;       /* per node: its first slot, or -1 */
+	int *consumers;        /* per node: how many inputs of later nodes read it */
+	int *consumer;         /* per node: the last node that reads it */
 	brn_kernel *k;
 	int oom;
+	int badnum;            /* a float literal out of float range: its value */
+	double badval;
 } lower;
 
 const char *brn_kernel_var(const brn_kernel *k, const char *key)
@@ -57,17 +63,25 @@ const char *brn_kernel_var(const brn_kernel *k, const char *key)
 	return NULL;
 }
 
+/* Sets a kernel variable; the text is sized to fit, never cut. */
 static void var(lower *L, const char *key, const char *fmt, ...)
 {
-	char buf[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof buf, fmt, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	char *text = n >= 0 ? brn_arena_alloc(L->a, (size_t)n + 1) : NULL;
+	if (!text) {
+		L->oom = 1;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(text, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	brn_kernel *k = L->k;
 	for (int i = 0; i < k->nvars; i++)
 		if (strcmp(k->vars[i].key, key) == 0) {
-			k->vars[i].value = brn_arena_strdup(L->a, buf);
+			k->vars[i].value = text;
 			return;
 		}
 	if (k->nvars == BRN_KERNEL_VARS) {
@@ -75,8 +89,7 @@ static void var(lower *L, const char *key, const char *fmt, ...)
 		return;
 	}
 	k->vars[k->nvars].key = key;
-	if (!(k->vars[k->nvars++].value = brn_arena_strdup(L->a, buf)))
-		L->oom = 1;
+	k->vars[k->nvars++].value = text;
 }
 
 static void num(lower *L, const char *key, long v)
@@ -84,9 +97,16 @@ static void num(lower *L, const char *key, long v)
 	var(L, key, "%ld", v);
 }
 
-/* A float literal that is valid C and OpenCL C: "1.0f", "5.7e-05f". */
-static const char *lit(char *buf, size_t n, double v)
+/* A float literal that is valid C and OpenCL C: "1.0f", "5.7e-05f". The
+ * front end admits only values that are 0 or normal floats; anything else
+ * here (inf, nan, out of range, subnormal) is a bug upstream, reported
+ * rather than emitted as text that does not compile or means something else. */
+static const char *lit(lower *L, char *buf, size_t n, double v)
 {
+	if (!brn_is_float(v) && !L->badnum) {
+		L->badnum = 1;
+		L->badval = v;
+	}
 	snprintf(buf, n, "%.9g", v);
 	if (!strpbrk(buf, ".e"))
 		snprintf(buf + strlen(buf), n - strlen(buf), ".0");
@@ -97,7 +117,7 @@ static const char *lit(char *buf, size_t n, double v)
 static void flt(lower *L, const char *key, double v)
 {
 	char b[64];
-	var(L, key, "%s", lit(b, sizeof b, v));
+	var(L, key, "%s", lit(L, b, sizeof b, v));
 }
 
 static int new_buf(lower *L, const char *name, long floats)
@@ -235,17 +255,25 @@ static void window_vars(lower *L, const brn_node *n)
 /* The node's only consumer, or -1 (none, several, or it is the output). */
 static int sole_consumer(const lower *L, int node)
 {
-	const brn_graph *g = L->g;
-	int who = -1, count = 0;
-	if (node == g->output)
+	if (node == L->g->output)
 		return -1;
-	for (int i = node + 1; i < g->n; i++)
-		for (int k = 0; k < g->nodes[i].nin; k++)
-			if (g->nodes[i].in[k] == node) {
-				who = i;
-				count++;
-			}
-	return count == 1 ? who : -1;
+	return L->consumers[node] == 1 ? L->consumer[node] : -1;
+}
+
+/* Counts each node's readers once, so that sole_consumer is O(1). */
+static int count_consumers(lower *L)
+{
+	const brn_graph *g = L->g;
+	L->consumers = brn_arena_alloc(L->a, (size_t)g->n * sizeof *L->consumers);
+	L->consumer = brn_arena_alloc(L->a, (size_t)g->n * sizeof *L->consumer);
+	if (!L->consumers || !L->consumer)
+		return -1;
+	for (int i = 0; i < g->n; i++)
+		for (int k = 0; k < g->nodes[i].nin; k++) {
+			L->consumers[g->nodes[i].in[k]]++;
+			L->consumer[g->nodes[i].in[k]] = i;
+		}
+	return 0;
 }
 
 /* --- epilogues: small fixed statements the emitter pastes after a value
@@ -411,6 +439,48 @@ static void conv16(lower *L, const brn_node *n, int flip)
 	L->k->items = (long)(kb / obg) * out->shape[2];
 }
 
+/* dL/dw and dL/db of a groups-1 conv: conv_dy16 blocks dL/dy by 16
+ * channels, then conv16_wgrad keeps a 16-channel x ICS-input x KW-tap
+ * gradient tile in registers (ICS: up to 16 input channels, as many as
+ * divide C with at most 16 accumulators) and applies the SGD step. */
+static void conv16_wgrad(lower *L, const brn_node *n)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	int c = x->shape[1], kh = n->kernel[0], kw = n->kernel[1], oh = n->shape[2], ow = n->shape[3];
+	int kb = (n->out + 15) / 16, ics = 16;
+	while (ics > 1 && (c % ics || ics * kw > 16))
+		ics /= 2;
+	int sw = n->stride[1], pw = n->pad[1], w = x->shape[3];
+	int olo = (pw + sw - 1) / sw, ohi = (w - kw + 1 + pw + sw - 1) / sw;
+	olo = olo < ow ? olo : ow;
+	ohi = ohi < olo ? olo : ohi > ow ? ow : ohi;
+	int dyb = new_buf(L, brn_arena_printf(L->a, "d%s.blocked", n->name), (long)L->g->batch * kb * 16 * oh * ow);
+	kernel(L, "conv_dy16", n, "conv_dy16", (long)kb * oh, 1);
+	num(L, "K", n->out);
+	num(L, "KB", kb);
+	num(L, "OH", oh);
+	num(L, "OW", ow);
+	buf_var(L, "DY", L->gbuf[n->id]);
+	buf_var(L, "DYB", dyb);
+
+	kernel(L, "conv16_wgrad", n, "conv_bwd_weight", 0, 0);
+	shape_vars(L, x, n);
+	window_vars(L, n);
+	num(L, "KB", kb);
+	num(L, "ICS", ics);
+	num(L, "CGS", c / ics);
+	num(L, "WITEMS", (long)kb * (c / ics) * kh);
+	num(L, "OLO", olo);
+	num(L, "OHI", ohi);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	num(L, "BIAS", n->bias ? slot_off(L, n->id, BRN_PARAM_BIAS) : 0);
+	num(L, "PARAMS", 0);
+	num(L, "MOMENTUM", L->p->momentum_off);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	buf_var(L, "DYB", dyb);
+	L->k->items = (long)kb * (c / ics) * kh + (n->bias ? kb : 0);
+}
+
 static void lower_conv(lower *L, const brn_node *n)
 {
 	epilogue e = {""};
@@ -486,19 +556,22 @@ static void sched_var(lower *L, const char *key, const brn_piecewise *pw, int is
 		flt(L, key, brn_piecewise_eval(pw, (double)(L->p->step >= 0 ? L->p->step : 0)));
 		return;
 	}
-	char buf[4096] = "(", a[64], b[64];
-	size_t at = 1;
-	at += (size_t)snprintf(buf + at, sizeof buf - at, "step < %ld ? %s : ", (long)pw->t[0],
-	                       lit(a, sizeof a, pw->v[0]));
-	for (int i = 1; i < pw->n && at < sizeof buf; i++) {
+	/* breakpoints are whole steps within 2^53 (schedule.c checks) */
+	char a[64], b[64];
+	char *e = brn_arena_printf(L->a, "(step < %lld ? %s : ", (long long)pw->t[0],
+	                           lit(L, a, sizeof a, pw->v[0]));
+	for (int i = 1; e && i < pw->n; i++) {
 		double slope = (pw->v[i] - pw->v[i - 1]) / (pw->t[i] - pw->t[i - 1]);
-		at += (size_t)snprintf(buf + at, sizeof buf - at, "step < %ld ? %s + (float)(step - %ld) * %s : ",
-		                       (long)pw->t[i], lit(a, sizeof a, pw->v[i - 1]), (long)pw->t[i - 1],
-		                       lit(b, sizeof b, slope));
+		e = brn_arena_printf(L->a, "%sstep < %lld ? %s + (float)(step - %lld) * %s : ", e,
+		                     (long long)pw->t[i], lit(L, a, sizeof a, pw->v[i - 1]),
+		                     (long long)pw->t[i - 1], lit(L, b, sizeof b, slope));
 	}
-	if (at < sizeof buf)
-		snprintf(buf + at, sizeof buf - at, "%s)", lit(a, sizeof a, pw->v[pw->n - 1]));
-	var(L, key, "%s", buf);
+	if (e)
+		e = brn_arena_printf(L->a, "%s%s)", e, lit(L, a, sizeof a, pw->v[pw->n - 1]));
+	if (!e)
+		L->oom = 1;
+	else
+		var(L, key, "%s", e);
 }
 
 static void lower_norm_train(lower *L, const brn_node *n, long stats)
@@ -671,6 +744,10 @@ static void backward_conv(lower *L, const brn_node *n)
 		num(L, "WT", wt);
 		buf_var(L, "DY", L->gbuf[n->id]);
 		store_at(L, "STORE_DX", "DX", x, "o");
+	}
+	if (conv16_fits(n, 0)) {
+		conv16_wgrad(L, n);
+		return;
 	}
 	kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
 	conv_vars(L, n);
@@ -912,19 +989,37 @@ static long place(brn_plan *p, int list, int in_buf, int out_buf)
 	p->bufs[out_buf].last = nk;
 	if (p->bufs[out_buf].first < 0)
 		p->bufs[out_buf].first = 0;
+	/* Each buffer goes at the lowest offset clear of the earlier buffers
+	 * live at the same time. Only those are visited: an earlier buffer
+	 * that dies before every later one is born leaves the active list
+	 * (min_first[b]: the earliest first use of buffers b, b+1, ...). */
+	int *active = brn_arena_alloc(p->arena, (size_t)p->nbufs * sizeof *active + 1);
+	int *min_first = brn_arena_alloc(p->arena, (size_t)(p->nbufs + 1) * sizeof *min_first);
+	if (!active || !min_first)
+		return -1;
+	min_first[p->nbufs] = INT_MAX;
+	for (int b = p->nbufs - 1; b >= 0; b--) {
+		brn_buffer *bb = &p->bufs[b];
+		if (bb->list == list && bb->first < 0)
+			bb->first = bb->last = 0;
+		min_first[b] = bb->list == list && bb->first < min_first[b + 1] ? bb->first : min_first[b + 1];
+	}
+	int na = 0;
 	for (int b = 0; b < p->nbufs; b++) {
 		brn_buffer *bb = &p->bufs[b];
 		if (bb->list != list)
 			continue;
 		long off = 0;
-		int moved = 1;
-		if (bb->first < 0)
-			bb->first = bb->last = 0;
+		int moved = 1, kept = 0;
+		for (int j = 0; j < na; j++)
+			if (p->bufs[active[j]].last >= min_first[b])
+				active[kept++] = active[j];
+		na = kept;
 		while (moved) {
 			moved = 0;
-			for (int o = 0; o < b; o++) {
-				const brn_buffer *ob = &p->bufs[o];
-				if (ob->list != list || ob->last < bb->first || ob->first > bb->last)
+			for (int j = 0; j < na; j++) {
+				const brn_buffer *ob = &p->bufs[active[j]];
+				if (ob->last < bb->first || ob->first > bb->last)
 					continue;
 				if (off < ob->off + ob->floats && ob->off < off + bb->floats) {
 					off = ob->off + ob->floats;
@@ -935,6 +1030,7 @@ static long place(brn_plan *p, int list, int in_buf, int out_buf)
 		bb->off = off;
 		if (off + bb->floats > top)
 			top = off + bb->floats;
+		active[na++] = b;
 	}
 	return top;
 }
@@ -962,8 +1058,30 @@ static int load_weights(lower *L, const char *path)
 	if (brnrt_st_load(path, specs, p->nslots, ".momentum", NULL, &e))
 		return brn_diag_error(L->d, "", 0, 0, "%s", e.msg);
 	for (int s = 0; s < p->nslots; s++)
-		for (long i = 0; i < p->slots[s].p.count; i++)
-			p->slots[s].value[i] = specs[s].data[i];
+		for (long i = 0; i < p->slots[s].p.count; i++) {
+			double v = specs[s].data[i];
+			/* compiled in as literals: nan or inf would not compile, and
+			 * a sigma <= 0 would divide by zero or flip the sign */
+			if (!isfinite(v))
+				return brn_diag_error(L->d, path, 0, 0, "tensor '%s' is %s at index %ld; expected finite values",
+				                      p->slots[s].name, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", i);
+			if (p->slots[s].p.kind == BRN_PARAM_SIGMA && !(v > 0))
+				return brn_diag_error(L->d, path, 0, 0, "tensor '%s' is %g at index %ld; a standard deviation "
+				                      "must be > 0", p->slots[s].name, v, i);
+			p->slots[s].value[i] = v;
+		}
+	return 0;
+}
+
+/* After folding, every value must still be a float (gamma / sigma may be huge). */
+static int check_folded(lower *L, const char *path)
+{
+	for (int s = 0; s < L->p->nslots; s++)
+		for (long i = 0; i < L->p->slots[s].p.count; i++)
+			if (!(fabs(L->p->slots[s].value[i]) <= FLT_MAX))
+				return brn_diag_error(L->d, path, 0, 0, "tensor '%s' is %g at index %ld after folding the norm "
+				                      "into it; beyond the float range", L->p->slots[s].name,
+				                      L->p->slots[s].value[i], i);
 	return 0;
 }
 
@@ -1029,7 +1147,7 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 	L.a = a;
 	L.knobs = knobs;
 	size_t ints = (size_t)g->n * sizeof(int);
-	if (!(L.first_slot = brn_arena_alloc(a, ints)) || make_slots(&L))
+	if (!(L.first_slot = brn_arena_alloc(a, ints)) || count_consumers(&L) || make_slots(&L))
 		return brn_diag_error(d, g->file, 0, 0, "out of memory");
 	if (weights) {
 		if (load_weights(&L, weights))
@@ -1037,6 +1155,8 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 		p->weights_folded = 1;
 		if (p->fused)
 			fold(&L);
+		if (check_folded(&L, weights))
+			return -1;
 	}
 	p->momentum_off = train ? p->params_floats : 0;
 	p->stats_off = p->params_floats * (train ? 2 : 1);
@@ -1079,11 +1199,15 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 			lower_backward(&L);
 		if (L.oom)
 			return brn_diag_error(d, g->file, 0, 0, "out of memory while planning kernels");
+		if (L.badnum)
+			return brn_diag_error(d, g->file, 0, 0, "internal error: %g is not a float literal", L.badval);
 		/* the input is written before the first kernel, results read after the last */
 		if (list == 1 && g->loss < 0)
 			return brn_diag_error(d, g->file, 0, 0, "--mode train needs a loss; add e.g. 'loss softmax_cross_entropy(logits, y);'");
 		int out = list == 0 ? L.vbuf[p->out_node] : L.vbuf[g->loss];
 		long top = place(p, list, L.vbuf[g->input], out);
+		if (top < 0)
+			return brn_diag_error(d, g->file, 0, 0, "out of memory while planning buffers");
 		if (top > scratch)
 			scratch = top;
 		p->in_off[list] = p->scratch_off + p->bufs[L.vbuf[g->input]].off;

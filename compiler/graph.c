@@ -2,6 +2,7 @@
  * checked against the op table), the shape rules, parameters, printing. */
 #include "graph.h"
 
+#include <float.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <math.h>
@@ -10,10 +11,60 @@
 
 #include "names.h"
 
+/* Node names, hashed: a model may have 100k layers. slot[i] is a node id
+ * + 1, or 0 when empty; open addressing, at most half full. */
+typedef struct names {
+	int *slot;
+	size_t cap, count;
+} names;
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 1469598103934665603u & (size_t)-1;   /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * (size_t)1099511628211u;
+	return h;
+}
+
+/* The id of the node called name, or -1. */
+static int names_find(const names *t, const brn_graph *g, const char *name)
+{
+	if (!t->cap)
+		return -1;
+	for (size_t i = name_hash(name) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+		if (!t->slot[i])
+			return -1;
+		if (strcmp(g->nodes[t->slot[i] - 1].name, name) == 0)
+			return t->slot[i] - 1;
+	}
+}
+
+/* Adds node id under its name unless the name is taken; -1: out of memory. */
+static int names_add(names *t, const brn_graph *g, int id, brn_arena *a)
+{
+	if (2 * (t->count + 1) > t->cap) {
+		names bigger = {NULL, t->cap ? 2 * t->cap : 64, 0};
+		if (!(bigger.slot = brn_arena_alloc(a, bigger.cap * sizeof *bigger.slot)))
+			return -1;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i] && names_add(&bigger, g, t->slot[i] - 1, a))
+				return -1;
+		*t = bigger;
+	}
+	size_t i = name_hash(g->nodes[id].name) & (t->cap - 1);
+	for (; t->slot[i]; i = (i + 1) & (t->cap - 1))
+		if (strcmp(g->nodes[t->slot[i] - 1].name, g->nodes[id].name) == 0)
+			return 0;
+	t->slot[i] = id + 1;
+	t->count++;
+	return 0;
+}
+
 /* Per-statement state while building: the target names nested calls. */
 typedef struct builder {
 	brn_graph *g;
 	brn_diag *d;
+	names names;
 	const char *target;
 	int counts[BRN_OP_COUNT];
 	int depth;
@@ -48,12 +99,9 @@ int brn_is_norm(brn_opcode op)
 	return op == BRN_OP_BATCH_NORM || op == BRN_OP_BATCH_RENORM;
 }
 
-static int find(const brn_graph *g, const char *name)
+static int find(const builder *b, const char *name)
 {
-	for (int i = 0; i < g->n; i++)
-		if (strcmp(g->nodes[i].name, name) == 0)
-			return i;
-	return -1;
+	return names_find(&b->names, b->g, name);
 }
 
 static brn_node *add_node(builder *b, brn_opcode op, const char *name, int line, int col)
@@ -79,6 +127,10 @@ static brn_node *add_node(builder *b, brn_opcode op, const char *name, int line,
 	n->line = line;
 	n->col = col;
 	n->in[0] = n->in[1] = -1;
+	if (names_add(&b->names, g, n->id, g->arena)) {
+		err(b, line, col, "out of memory");
+		return NULL;
+	}
 	return n;
 }
 
@@ -118,6 +170,19 @@ static int check_min(builder *b, const brn_expr *e, const char *op,
 		           a->min_open ? "greater than" : "at least", a->min, v);
 	return err(b, e->line, e->col, "%s: '%s' must be %s %g, got %g", op, a->name,
 	           a->min_open ? "greater than" : "at least", a->min, v);
+}
+
+/* A number the generated code holds as a float literal: 0 or a normal
+ * float, so that eps=1e-300 is not silently 0 (and sqrt(var + 0) NaN). */
+static int check_float(builder *b, const brn_expr *e, const char *op, const brn_attr_def *a, double v)
+{
+	if (fabs(v) > FLT_MAX)
+		return err(b, e->line, e->col, "%s: '%s' must be at most %g (the largest float), got %g", op,
+		           a->name, FLT_MAX, v);
+	if (!brn_is_float(v))
+		return err(b, e->line, e->col, "%s: '%s' must be %sat least %g (the smallest normal float), got %g",
+		           op, a->name, a->min < 0 || (a->min == 0 && !a->min_open) ? "0 or " : "", FLT_MIN, v);
+	return 0;
 }
 
 static int set_int(builder *b, const brn_expr *e, const char *op, const brn_attr_def *a, int *dst)
@@ -172,7 +237,7 @@ static int set_attr(builder *b, brn_node *n, const char *op, const brn_attr_def 
 	case BRN_ATTR_FLOAT:
 		if (e->kind != BRN_EX_INT && e->kind != BRN_EX_FLOAT)
 			return err(b, e->line, e->col, "%s: '%s' must be a number, got %s", op, a->name, describe(e));
-		if (check_min(b, e, op, a, e->fval))
+		if (check_min(b, e, op, a, e->fval) || check_float(b, e, op, a, e->fval))
 			return -1;
 		if (strcmp(a->name, "alpha") == 0 && e->fval > 1)
 			return err(b, e->line, e->col, "%s: 'alpha' must be at most 1, got %g", op, e->fval);
@@ -192,7 +257,7 @@ static int set_attr(builder *b, brn_node *n, const char *op, const brn_attr_def 
 		if (e->kind != BRN_EX_INT && e->kind != BRN_EX_FLOAT)
 			return err(b, e->line, e->col, "%s: '%s' must be a number or a schedule name, got %s",
 			           op, a->name, describe(e));
-		if (check_min(b, e, op, a, e->fval))
+		if (check_min(b, e, op, a, e->fval) || check_float(b, e, op, a, e->fval))
 			return -1;
 		bd->value = e->fval;
 		bd->sched = NULL;
@@ -293,11 +358,19 @@ static int bind_args(builder *b, brn_node *n, const brn_op_def *def, const brn_e
 
 static int window(builder *b, brn_node *n, const brn_node *x, const char *what)
 {
-	/* in long long: pad may be any int the source wrote */
+	/* Bounded by the input, so that the generated code's positions
+	 * (oy * stride - pad + ky < H + 2 * pad) stay small ints and no window
+	 * loops over billions of padding positions. */
+	if (n->pad[0] > x->shape[2] || n->pad[1] > x->shape[3])
+		return err(b, n->line, n->col, "%s: pad %dx%d is larger than the input %dx%d", what,
+		           n->pad[0], n->pad[1], x->shape[2], x->shape[3]);
 	long long ph = x->shape[2] + 2LL * n->pad[0], pw = x->shape[3] + 2LL * n->pad[1];
 	if (n->kernel[0] > ph || n->kernel[1] > pw)
 		return err(b, n->line, n->col, "%s: kernel %dx%d is larger than the padded input %lldx%lld",
 		           what, n->kernel[0], n->kernel[1], ph, pw);
+	if (n->stride[0] > ph || n->stride[1] > pw)
+		return err(b, n->line, n->col, "%s: stride %dx%d is larger than the padded input %lldx%lld",
+		           what, n->stride[0], n->stride[1], ph, pw);
 	long long oh = (ph - n->kernel[0]) / n->stride[0] + 1, ow = (pw - n->kernel[1]) / n->stride[1] + 1;
 	if (oh > INT_MAX / 4 || ow > INT_MAX / 4 || oh * ow > INT_MAX / 4)
 		return err(b, n->line, n->col, "%s: output of %lldx%lld per channel is too large", what, oh, ow);
@@ -442,7 +515,7 @@ static int build_expr(builder *b, const brn_expr *e, int *id)
 {
 	if (e->kind == BRN_EX_CALL)
 		return build_call(b, e, id);
-	int i = find(b->g, e->text);
+	int i = find(b, e->text);
 	if (i < 0)
 		return err(b, e->line, e->col, "undefined name '%s'", e->text);
 	*id = i;
@@ -509,7 +582,7 @@ static int header(builder *b, const brn_stmt *s)
 		return -1;
 	if (s->kind == BRN_ST_INPUT && k == 2)
 		return err(b, s->value->line, s->value->col, "input: expected a shape [C, H, W] or [F], got 2 dimensions");
-	if (find(g, s->name) >= 0)
+	if (find(b, s->name) >= 0)
 		return err(b, s->name_line, s->name_col, "name '%s' is already defined", s->name);
 	brn_node *n = add_node(b, s->kind == BRN_ST_INPUT ? BRN_OP_INPUT : BRN_OP_LABELS, s->name,
 	                       s->name_line, s->name_col);
@@ -542,7 +615,7 @@ static int statement(builder *b, const brn_stmt *s)
 	int id;
 	switch (s->kind) {
 	case BRN_ST_ASSIGN: {
-		if (find(g, s->name) >= 0)
+		if (find(b, s->name) >= 0)
 			return err(b, s->name_line, s->name_col, "name '%s' is already defined", s->name);
 		if (s->value->kind != BRN_EX_CALL)
 			return err(b, s->value->line, s->value->col, "expected a call such as conv(x, 32) after '%s ='",
@@ -555,7 +628,7 @@ static int statement(builder *b, const brn_stmt *s)
 		if (strcmp(s->value->text, "softmax_cross_entropy") != 0)
 			return err(b, s->value->line, s->value->col, "unknown loss '%s'; expected softmax_cross_entropy",
 			           s->value->text);
-		if (find(g, "loss") >= 0)
+		if (find(b, "loss") >= 0)
 			return err(b, s->line, s->col, "name 'loss' is already defined; the loss takes that name");
 		if (build_call(b, s->value, &id))
 			return -1;
@@ -578,6 +651,18 @@ static int statement(builder *b, const brn_stmt *s)
 	default:
 		return header(b, s);
 	}
+}
+
+/* An upper bound of the nodes an expression makes: its calls (names too,
+ * for input and labels). Nesting is bounded by the parser. */
+static size_t count_calls(const brn_expr *e, int depth)
+{
+	if (!e || depth > 1000)
+		return 0;
+	size_t n = 1;
+	for (const brn_arg *a = e->args; a; a = a->next)
+		n += count_calls(a->value, depth + 1);
+	return n;
 }
 
 int brn_graph_build(const brn_ast *ast, int batch_override, const char *default_schedule,
@@ -611,6 +696,13 @@ int brn_graph_build(const brn_ast *ast, int batch_override, const char *default_
 		g->batch = 1;
 	if (!g->schedule)
 		g->schedule = "paper";
+	/* nodes are large (two schedules each): allocate them once, not by doubling */
+	size_t calls = 2;
+	for (const brn_stmt *t = s; t; t = t->next)
+		calls += count_calls(t->value, 0);
+	if (calls < INT_MAX / 2 && !(g->nodes = brn_arena_alloc(arena, calls * sizeof *g->nodes)))
+		return err(&b, s->line, s->col, "out of memory");
+	g->cap = g->nodes ? (int)calls : 0;
 	for (; s; s = s->next)
 		if (statement(&b, s))
 			return -1;
@@ -769,9 +861,19 @@ int brn_graph_check(const brn_graph *g, brn_diag *d)
 		for (int k = 0; k < 4; k++)
 			if (n->shape[k] < 1)
 				return brn_diag_error(d, g->file, n->line, n->col, "node %s has an empty shape", n->name);
-		for (int k = 0; k < i; k++)
-			if (strcmp(g->nodes[k].name, n->name) == 0)
-				return brn_diag_error(d, g->file, n->line, n->col, "name %s used twice", n->name);
 	}
-	return 0;
+	/* names unique, through a table of their own */
+	names t = {NULL, 0, 0};
+	brn_arena a;
+	brn_arena_init(&a);
+	int rc = 0;
+	for (int i = 0; i < g->n && !rc; i++) {
+		if (names_find(&t, g, g->nodes[i].name) >= 0)
+			rc = brn_diag_error(d, g->file, g->nodes[i].line, g->nodes[i].col, "name %s used twice",
+			                    g->nodes[i].name);
+		else if (names_add(&t, g, i, &a))
+			rc = brn_diag_error(d, g->file, 0, 0, "out of memory");
+	}
+	brn_arena_free(&a);
+	return rc;
 }

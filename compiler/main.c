@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena.h"
@@ -32,7 +33,7 @@ static const char usage[] =
 	"  --step T           fold the r_max/d_max schedule at step T\n"
 	"  --no-fuse          one kernel per op (for comparison)\n"
 	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
-	"  --shared           also build BASE.so for brnrun (needs cc)\n"
+	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
 	"  -h, --help         this help\n"
 	"  --version          the version\n"
 	"\n"
@@ -97,8 +98,28 @@ static void schedule_dir(const char *argv0, char *buf, size_t n)
 	snprintf(buf, n, "%s/../schedules", exe);
 }
 
-/* --shared: builds BASE.so from the emitted BASE.c with $CC (default cc),
- * against libbrnrt next to brnc (build tree) or in PREFIX/lib (installed). */
+/* Runs argv (no shell: names are passed as they are); 0 when it exits 0. */
+static int run_argv(char *const argv[])
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		fprintf(stderr, "brnc: --shared: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* --shared: builds BASE.so from the emitted BASE.c with $CC (default cc;
+ * split at spaces, as make does), against libbrnrt next to brnc (build
+ * tree) or in PREFIX/lib (installed). */
 static int build_shared(const char *argv0, const char *base, const char *target)
 {
 	char dir[PATH_MAX], inc[PATH_MAX + 32], lib[PATH_MAX + 32], probe[PATH_MAX + 64];
@@ -108,22 +129,66 @@ static int build_shared(const char *argv0, const char *base, const char *target)
 	snprintf(probe, sizeof probe, "%s/../../runtime/brnrt.h", dir);
 	int subtree = !tree && access(probe, R_OK) == 0; /* build/asan/brnc */
 	if (tree || subtree) {
-		snprintf(inc, sizeof inc, "%s/%sruntime", dir, tree ? "../" : "../../");
+		snprintf(inc, sizeof inc, "-I%s/%sruntime", dir, tree ? "../" : "../../");
 		snprintf(lib, sizeof lib, "%s", dir);
 	} else {
-		snprintf(inc, sizeof inc, "%s/../include/brnrt", dir);
+		snprintf(inc, sizeof inc, "-I%s/../include/brnrt", dir);
 		snprintf(lib, sizeof lib, "%s/../lib", dir);
 	}
 	const char *cc = getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
-	char cmd[8 * PATH_MAX];
-	snprintf(cmd, sizeof cmd,
-	         "%s -std=c11 -O2 -shared -fPIC -I'%s' '%s.c' -o '%s.so' -L'%s' -lbrnrt -Wl,-rpath,'%s' %s -lm",
-	         cc, inc, base, base, lib, lib, strcmp(target, "opencl") ? "" : "-lOpenCL");
-	int rc = system(cmd);
-	if (rc != 0) {
-		fprintf(stderr, "brnc: --shared: the C compiler failed (%s)\n", cmd);
-		return 3;
+	/* a base starting with '-' would read as an option */
+	const char *dot = base[0] == '-' ? "./" : "";
+	size_t n = strlen(base) + 8;
+	char *src = malloc(n), *so = malloc(n), *libdir = malloc(strlen(lib) + 3), *words = strdup(cc);
+	char *argv[64];
+	int k = 0, rc = 3;
+	if (!src || !so || !libdir || !words) {
+		fprintf(stderr, "brnc: --shared: out of memory\n");
+		goto done;
 	}
+	snprintf(src, n, "%s%s.c", dot, base);
+	snprintf(so, n, "%s%s.so", dot, base);
+	snprintf(libdir, strlen(lib) + 3, "-L%s", lib);
+	for (char *w = strtok(words, " \t"); w && k < 40; w = strtok(NULL, " \t"))
+		argv[k++] = w;
+	if (!k)
+		argv[k++] = "cc";
+	char *fixed[] = {"-std=c11", "-O2", "-shared", "-fPIC", inc, src, "-o", so, libdir, "-lbrnrt",
+	                 "-Xlinker", "-rpath", "-Xlinker", lib};
+	for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++)
+		argv[k++] = fixed[i];
+	if (!strcmp(target, "opencl"))
+		argv[k++] = "-lOpenCL";
+	argv[k++] = "-lm";
+	argv[k] = NULL;
+	if (run_argv(argv) == 0) {
+		rc = 0;
+		goto done;
+	}
+	fprintf(stderr, "brnc: --shared: the C compiler failed:");
+	for (int i = 0; i < k; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\n");
+done:
+	free(src);
+	free(so);
+	free(libdir);
+	free(words);
+	return rc;
+}
+
+/* -o BASE names files BASE.h, BASE.c: its last part must be a file name,
+ * and one the generated .c can #include "BASE.h". */
+static int check_base(const char *base)
+{
+	const char *name = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
+	if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
+		return usage_error("-o '%s' names a directory; expected a file base such as 'dir/model' "
+		                   "(brnc writes BASE.h and BASE.c)", base);
+	for (const char *c = name; *c; c++)
+		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || *c == 0x7f)
+			return usage_error("-o '%s': the file name cannot be #included (no '\"', '\\' or control "
+			                   "characters)", base);
 	return 0;
 }
 
@@ -191,6 +256,10 @@ int main(int argc, char **argv)
 	}
 	if (!o.model)
 		return usage_error("no model file given%s", "");
+	if (o.shared && !o.emit && !o.out)
+		return usage_error("--shared needs -o BASE%s", "");
+	if (o.out && check_base(o.out))
+		return 2;
 	if (o.weights && !strcmp(o.mode, "train"))
 		return usage_error("--weights folds weights into inference code; use --mode infer (a training "
 		                   "program loads weights at run time with _open)%s", "");
@@ -215,15 +284,7 @@ int main(int argc, char **argv)
 			fputc('\n', stderr);
 		return rc == BRN_COMPILE_INTERNAL ? 3 : 1;
 	}
-	if (o.shared && !o.emit) {
-		char base[PATH_MAX];
-		snprintf(base, sizeof base, "%s", o.out ? o.out : "");
-		if (!o.out) {
-			/* the model's name is the default base: ask the header brnc wrote */
-			fprintf(stderr, "brnc: --shared needs -o BASE\n");
-			return 2;
-		}
-		return build_shared(argv[0], base, o.target);
-	}
+	if (o.shared && !o.emit)
+		return build_shared(argv[0], o.out, o.target);
 	return 0;
 }

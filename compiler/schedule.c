@@ -4,11 +4,13 @@
 #include "schedule.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,6 +20,7 @@ enum {
 	MEM_CAP = 32 << 20,         /* bytes a script may hold */
 	INSN_BUDGET = 50000000,     /* VM instructions per load, about 1 s */
 	HOOK_EVERY = 1000,          /* instructions between budget checks */
+	WALL_MS = 5000,             /* wall-clock limit per load: C calls cost no instructions */
 	TEXT_MAX = 1 << 20,         /* largest script read */
 	HORIZON = 1000000,          /* functions are sampled on steps [0, HORIZON] */
 	SAMPLE_MAX = 32768          /* samples kept while fitting one function */
@@ -35,7 +38,9 @@ typedef struct ctx {
 	size_t text_len;
 	size_t used;                /* bytes held by the Lua state */
 	long left;                  /* instructions left */
+	double deadline;            /* CLOCK_MONOTONIC seconds */
 	int spent;                  /* budget spent: the hook raises on every instruction */
+	const char *why;            /* what was spent */
 	int mem_refused, mem_line;  /* the allocator said no, at this script line */
 	int ret_line;               /* line of the last return from a Lua function called from C */
 	int main_line;              /* ret_line when the script returned its table */
@@ -69,6 +74,11 @@ double brn_piecewise_eval(const brn_piecewise *p, double t)
 	}
 	double f = (t - p->t[lo]) / (p->t[hi] - p->t[lo]);
 	return p->v[lo] + f * (p->v[hi] - p->v[lo]);
+}
+
+int brn_is_float(double v)
+{
+	return v == 0 || (fabs(v) >= FLT_MIN && fabs(v) <= FLT_MAX);
 }
 
 void brn_piecewise_constant(brn_piecewise *p, double v)
@@ -144,6 +154,13 @@ static int fail(lua_State *L, int line, const char *fmt, ...)
  * every instruction, so a script that catches the error with pcall meets it
  * again at its next instruction. Also notes where Lua functions called
  * from C return, to place errors about what they returned. */
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
 	ctx *c = get_ctx(L);
@@ -156,13 +173,14 @@ static void hook(lua_State *L, lua_Debug *ar)
 	}
 	if (!c->spent) {
 		c->left -= HOOK_EVERY;
-		if (c->left > 0)
+		if (c->left > 0 && now() < c->deadline)
 			return;
+		c->why = c->left > 0 ? "time limit exceeded" : "instruction limit exceeded";
 		c->spent = 1;
 		lua_sethook(L, hook, LUA_MASKCOUNT | LUA_MASKRET, 1);
 	}
 	lua_getinfo(L, "l", ar);
-	fail(L, ar->currentline, "instruction limit exceeded (runaway script?)");
+	fail(L, ar->currentline, "%s (runaway script?)", c->why);
 }
 
 /* ---- helpers the script calls -------------------------------------------- */
@@ -205,6 +223,25 @@ static double finite_arg(lua_State *L, int i, const char *fn, const char *what)
 	return lua_tonumber(L, i);
 }
 
+/* Breakpoints are steps: whole numbers, and within 2^53 so that every one
+ * is exact in a double and in the generated code's int64_t step. */
+#define STEP_MAX 9007199254740992.0
+#define STEP_MAX_TEXT "2^53"
+
+static int is_step(double t)
+{
+	return t == floor(t) && fabs(t) <= STEP_MAX;
+}
+
+static double step_arg(lua_State *L, int i, const char *fn, const char *what)
+{
+	double t = finite_arg(L, i, fn, what);
+	if (!is_step(t))
+		helper_error(L, "%s: %s must be a whole step with |%s| <= " STEP_MAX_TEXT " (got %.15g)", fn,
+		             what, what, t);
+	return t;
+}
+
 static brn_piecewise *new_pw(lua_State *L)
 {
 	pw_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
@@ -225,7 +262,7 @@ static int l_constant(lua_State *L)
 
 static int l_ramp(lua_State *L)
 {
-	double t0 = finite_arg(L, 1, "ramp", "t0"), t1 = finite_arg(L, 2, "ramp", "t1");
+	double t0 = step_arg(L, 1, "ramp", "t0"), t1 = step_arg(L, 2, "ramp", "t1");
 	double v0 = finite_arg(L, 3, "ramp", "v0"), v1 = finite_arg(L, 4, "ramp", "v1");
 	if (!(t1 > t0))
 		return helper_error(L, "ramp: t1 (%g) must be greater than t0 (%g)", t1, t0);
@@ -263,6 +300,9 @@ static int l_piecewise(lua_State *L)
 		if (!pair)
 			return luaL_error(L, "piecewise: breakpoint %d must be a pair {t, v} of finite numbers",
 			                  i + 1);
+		if (!is_step(p->t[i]))
+			return helper_error(L, "piecewise: breakpoint %d has t=%.15g; t must be a whole step "
+			                    "with |t| <= " STEP_MAX_TEXT, i + 1, p->t[i]);
 		if (i > 0 && !(p->t[i] > p->t[i - 1]))
 			return helper_error(L, "piecewise: t must be strictly increasing (breakpoint %d has t=%g after t=%g)",
 			                  i + 1, p->t[i], p->t[i - 1]);
@@ -385,6 +425,26 @@ static int fit_samples(const fit *f, double tol, brn_piecewise *p)
 	return 0;
 }
 
+/* The samples follow the function's shape, so a function that is off only
+ * at a few steps between them (t % 1000 == 7) would pass unseen. The fit
+ * is checked against the function at PROBES more steps spread over the
+ * horizon by a fixed generator: the bound, and the tolerance. */
+static void probe(fit *f, double lo, const brn_piecewise *p)
+{
+	enum { PROBES = 4096 };
+	unsigned long long x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < PROBES; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		long t = (long)((x >> 33) % (HORIZON + 1));
+		double v = call_at(f, t), want = brn_piecewise_eval(p, (double)t);
+		if (v < lo)
+			fail(f->c->L, f->line, "%s must be >= %g (is %g at t=%ld)", f->name, lo, v, t);
+		if (fabs(v - want) > BRN_SCHEDULE_FIT_TOL)
+			fail(f->c->L, f->line, "%s: function is %g at t=%ld, but its fit from the samples is %g "
+			     "(more than %s apart); write it with piecewise{}", f->name, v, t, want, TOL_TEXT);
+	}
+}
+
 /* Samples the function at index fn on [0, HORIZON] and fits it. Checks the
  * lower bound on the samples, where the script's intent is, then clamps
  * the fit, which may stray below it by up to the tolerance. */
@@ -411,10 +471,30 @@ static void fit_function(ctx *c, int fn, const char *name, int line, double lo,
 		no_fit(&f);
 	for (int i = 0; i < p->n; i++)
 		p->v[i] = fmax(p->v[i], lo);
+	probe(&f, lo, p);
 	lua_pop(c->L, 1);
 }
 
 /* ---- reading what the script returned ---------------------------------- */
+
+/* The generated code computes v[i-1] + (step - t[i-1]) * slope in float:
+ * every value and slope must be a float literal that means what it says. */
+static void check_float(ctx *c, const char *name, int line, const brn_piecewise *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		double v = p->v[i];
+		if (fabs(v) > FLT_MAX)
+			fail(c->L, line, "%s must be <= %g, the largest float (is %g at t=%g)", name, FLT_MAX, v,
+			     p->t[i]);
+		if (!brn_is_float(v))
+			fail(c->L, line, "%s must be 0 or >= %g, the smallest normal float (is %g at t=%g)", name,
+			     FLT_MIN, v, p->t[i]);
+		double slope = i ? (v - p->v[i - 1]) / (p->t[i] - p->t[i - 1]) : 0;
+		if (!brn_is_float(slope))
+			fail(c->L, line, "%s: slope %g from t=%g to t=%g is not a float (0 or %g to %g in magnitude)",
+			     name, slope, p->t[i - 1], p->t[i], FLT_MIN, FLT_MAX);
+	}
+}
 
 /* Reads field name of the table at index 1 into p. */
 static void get_schedule(ctx *c, const char *name, double lo, brn_piecewise *p)
@@ -446,6 +526,7 @@ static void get_schedule(ctx *c, const char *name, double lo, brn_piecewise *p)
 	for (int i = 0; i < p->n; i++)
 		if (p->v[i] < lo)
 			fail(c->L, line, "%s must be >= %g (is %g at t=%g)", name, lo, p->v[i], p->t[i]);
+	check_float(c, name, line, p);
 	lua_pop(L, 1);
 }
 
@@ -540,6 +621,69 @@ static int l_setmetatable(lua_State *L)
 	return 1;
 }
 
+/* xpcall's handler runs where the error was raised; an error raised by
+ * the count hook leaves hooks off there, so a handler that loops would
+ * never stop. Here the handler runs after the protected call returns,
+ * as an ordinary (hooked) call. */
+static int l_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 1);
+	for (int i = 3; i <= n; i++)
+		lua_pushvalue(L, i);
+	int base = lua_gettop(L) - (n > 2 ? n - 2 : 0);  /* the function */
+	if (lua_pcall(L, n > 2 ? n - 2 : 0, LUA_MULTRET, 0) == LUA_OK) {
+		lua_pushboolean(L, 1);
+		lua_insert(L, base);
+		return lua_gettop(L) - base + 1;
+	}
+	if (get_ctx(L)->spent)
+		return lua_error(L);       /* the limit's error goes on up, from where it struck */
+	lua_pushvalue(L, 2);
+	lua_insert(L, -2);
+	(void)lua_pcall(L, 1, 1, 0);   /* an error of the handler takes its place */
+	lua_pushboolean(L, 0);
+	lua_insert(L, -2);
+	return 2;
+}
+
+/* Functions whose work in C is not bounded by the instruction count:
+ * Lua patterns backtrack exponentially (("a*"):rep(30) .. "b"), plain
+ * find is O(n * m), table.move loops over any range of indices. */
+static int l_unavailable(lua_State *L)
+{
+	return luaL_error(L, "%s is not available in schedules (its work in C has no limit)",
+	                  lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* string.rep of an empty string and separator loops n times in C. */
+static int l_rep(lua_State *L)
+{
+	size_t l, lsep = 0;
+	luaL_checklstring(L, 1, &l);
+	luaL_checkinteger(L, 2);
+	if (!lua_isnoneornil(L, 3))
+		luaL_checklstring(L, 3, &lsep);
+	if (l + lsep == 0) {
+		lua_pushliteral(L, "");
+		return 1;
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+static void unavailable(lua_State *L, const char *lib, const char *name)
+{
+	lua_getglobal(L, lib);
+	lua_pushfstring(L, "%s.%s", lib, name);
+	lua_pushcclosure(L, l_unavailable, 1);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+}
+
 static void sandbox(lua_State *L)
 {
 	static const lua_CFunction libs[] = {luaopen_base, luaopen_string, luaopen_table, luaopen_math};
@@ -559,7 +703,15 @@ static void sandbox(lua_State *L)
 	lua_getglobal(L, LUA_STRLIBNAME);
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
+	lua_getfield(L, -1, "rep");
+	lua_pushcclosure(L, l_rep, 1);
+	lua_setfield(L, -2, "rep");
 	lua_pop(L, 1);
+	static const char *const strfns[] = {"find", "match", "gmatch", "gsub"};
+	for (int i = 0; i < 4; i++)
+		unavailable(L, LUA_STRLIBNAME, strfns[i]);
+	unavailable(L, LUA_TABLIBNAME, "move");
+	lua_register(L, "xpcall", l_xpcall);
 	/* the same script must give the same schedule on every run */
 	lua_getglobal(L, LUA_MATHLIBNAME);
 	lua_getfield(L, -1, "randomseed");
@@ -695,6 +847,7 @@ int brn_schedule_load(const char *spec, const char *dir, brn_schedule *s,
 	c.text = text;
 	c.text_len = len;
 	c.left = INSN_BUDGET;
+	c.deadline = now() + WALL_MS / 1000.0;
 	c.s = s;
 	c.layers = layers;
 	c.nlayers = nlayers;

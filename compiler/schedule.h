@@ -19,6 +19,11 @@ typedef struct brn_piecewise {
 
 double brn_piecewise_eval(const brn_piecewise *p, double t);
 
+/* 1 when v can be emitted as a float literal that means v: 0, or a normal
+ * float (FLT_MIN <= |v| <= FLT_MAX). Everything brnc writes as a float
+ * literal (schedules, eps, alpha, slopes) is checked with this first. */
+int brn_is_float(double v);
+
 /* Tuning knobs for one layer; 0 means "the emitter's default". */
 typedef struct brn_knobs {
 	int oc_block;   /* output channels computed per work-item */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POOL_MAX_THREADS 1024
@@ -45,6 +46,8 @@ int brnrt_errorf(brnrt_error *e, int code, const char *fmt, ...)
  * knows a wake-up is new work and not a spurious one. pending counts the
  * workers still busy with the current run. All fields are read and written
  * under mu, except a worker's own chunk, which it computes under mu too. */
+enum { POOL_PROF_ROWS = 256 };
+
 struct brnrt_pool {
 	int nthreads;          /* including the caller's thread */
 	pthread_t *threads;    /* nthreads - 1 workers */
@@ -57,6 +60,13 @@ struct brnrt_pool {
 	brnrt_task task;
 	void *ctx;
 	long n;
+	int profile;           /* $BRN_PROFILE: time named runs, print at close */
+	int nrows;
+	struct prof_row {
+		const char *name;
+		long launches;
+		double ns;
+	} rows[POOL_PROF_ROWS];
 };
 
 struct worker_arg {
@@ -162,6 +172,8 @@ int brnrt_pool_open(brnrt_pool **out, int nthreads, brnrt_error *e)
 	if (!pool)
 		return brnrt_errorf(e, BRN_ENOMEM, "brnrt_pool_open: out of memory");
 	pool->nthreads = nthreads;
+	const char *prof = getenv("BRN_PROFILE");
+	pool->profile = prof && *prof && strcmp(prof, "0") != 0;
 	if (pthread_mutex_init(&pool->mu, NULL) != 0) {
 		free(pool);
 		return brnrt_errorf(e, BRN_ENOMEM, "brnrt_pool_open: cannot create a mutex");
@@ -241,10 +253,58 @@ void brnrt_pool_run(brnrt_pool *pool, long n, brnrt_task task, void *ctx)
 	pthread_mutex_unlock(&pool->mu);
 }
 
+void brnrt_pool_run_named(brnrt_pool *pool, const char *name, long n, brnrt_task task, void *ctx)
+{
+	struct timespec t0, t1;
+	if (!pool || !pool->profile) {
+		brnrt_pool_run(pool, n, task, ctx);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	brnrt_pool_run(pool, n, task, ctx);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	int i = 0;
+	while (i < pool->nrows && i < POOL_PROF_ROWS - 1 && strcmp(pool->rows[i].name, name))
+		i++;
+	if (i == pool->nrows) {
+		pool->rows[i].name = i == POOL_PROF_ROWS - 1 ? "(others)" : name;
+		pool->nrows++;
+	}
+	pool->rows[i].launches++;
+	pool->rows[i].ns += (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+}
+
+static int by_time(const void *a, const void *b)
+{
+	double x = ((const struct prof_row *)a)->ns, y = ((const struct prof_row *)b)->ns;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The table asked for with BRN_PROFILE=1, as brnrt_cl prints it for OpenCL:
+ * the one other place libbrnrt prints. */
+static void prof_print(brnrt_pool *pool)
+{
+	double total = 0;
+	long launches = 0;
+	qsort(pool->rows, (size_t)pool->nrows, sizeof pool->rows[0], by_time);
+	for (int i = 0; i < pool->nrows; i++)
+		total += pool->rows[i].ns, launches += pool->rows[i].launches;
+	fprintf(stderr, "brnrt profile on cpu (C, %d threads): %ld launches, %.3f ms\n", pool->nthreads,
+	        launches, total / 1e6);
+	fprintf(stderr, "%-40s %9s %12s %12s\n", "kernel", "launches", "total ms", "mean us");
+	for (int i = 0; i < pool->nrows; i++) {
+		const struct prof_row *r = &pool->rows[i];
+		fprintf(stderr, "%-40s %9ld %12.3f %12.1f\n", r->name, r->launches, r->ns / 1e6,
+		        r->launches ? r->ns / 1e3 / (double)r->launches : 0.0);
+	}
+}
+
 void brnrt_pool_close(brnrt_pool *pool)
 {
 	if (!pool)
 		return;
+	if (pool->profile && pool->nrows)
+		prof_print(pool);
 	stop_workers(pool, pool->nthreads - 1);
 	free_pool(pool);
 }

@@ -47,6 +47,10 @@ typedef void (*brnrt_task)(void *ctx, long begin, long end);
 int brnrt_pool_open(brnrt_pool **pool, int nthreads, brnrt_error *e);
 int brnrt_pool_threads(const brnrt_pool *pool);
 void brnrt_pool_run(brnrt_pool *pool, long n, brnrt_task task, void *ctx);
+/* brnrt_pool_run, timed under name when $BRN_PROFILE is set (not "0"):
+ * brnrt_pool_close then prints a table of time per name to stderr. name
+ * must outlive the pool (generated code passes literals). */
+void brnrt_pool_run_named(brnrt_pool *pool, const char *name, long n, brnrt_task task, void *ctx);
 void brnrt_pool_close(brnrt_pool *pool);
 
 #endif

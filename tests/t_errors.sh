@@ -514,6 +514,32 @@ model m;
 input x[1, 8, 8];
 c = batch_norm(x, eps=0);
 EOF
+# numbers the generated code holds as float literals: 0 or normal floats
+bad eps_tiny 'eps_tiny.brn:3:23: error: batch_norm: '\''eps'\'' must be at least 1.17549e-38 (the smallest normal float), got 1e-300' caret <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_norm(x, eps=1e-300);
+EOF
+bad alpha_tiny 'alpha_tiny.brn:3:27: error: batch_renorm: '\''alpha'\'' must be at least 1.17549e-38 (the smallest normal float), got 1e-50' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, alpha=1e-50, r_max=3, d_max=5);
+EOF
+bad r_max_huge 'r_max_huge.brn:3:27: error: batch_renorm: '\''r_max'\'' must be at most 3.40282e+38 (the largest float), got 1e+39' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, r_max=1e39);
+EOF
+bad d_max_tiny 'd_max_tiny.brn:3:27: error: batch_renorm: '\''d_max'\'' must be 0 or at least 1.17549e-38 (the smallest normal float), got 1e-40' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, d_max=1e-40);
+EOF
+good eps_smallest <<'EOF'
+model m;
+input x[1, 8, 8];
+c = batch_renorm(x, eps=1.1754943508222875e-38, d_max=0, r_max=3.4028234663852886e38);
+EOF
 bad alpha_big 'alpha_big.brn:3:27: error: batch_renorm: '\''alpha'\'' must be at most 1, got 1.5' <<'EOF'
 model m;
 input x[1, 8, 8];
@@ -556,15 +582,43 @@ model m;
 input x[1, 8, 8];
 c = maxpool(x, 2, pad=2);
 EOF
-bad huge_pad 'huge_pad.brn:3:5: error: conv: output of 2147483656x2147483656 per channel is too large' <<'EOF'
+bad huge_pad 'huge_pad.brn:3:5: error: conv: output of 24576x24576 per channel is too large' <<'EOF'
 model m;
-input x[1, 8, 8];
-c = conv(x, 1, kernel=1, pad=1073741824);
+input x[1, 8192, 8192];
+c = conv(x, 1, kernel=1, pad=8192);
 EOF
-bad huge_weight 'huge_weight.brn:3:5: error: conv: a weight of 8589934592 values is too large' <<'EOF'
+bad huge_weight 'huge_weight.brn:3:5: error: conv: a weight of 1073741824 values is too large' <<'EOF'
+model m;
+input x[1, 8, 65536];
+c = conv(x, 2048, kernel=[8, 65536]);
+EOF
+# kernel, pad and stride bounded by the input: no int overflow in the
+# generated code's positions, no window over billions of padding positions
+bad pad_int_overflow 'pad_int_overflow.brn:3:5: error: conv: pad 2000000000x2000000000 is larger than the input 8x8' caret <<'EOF'
 model m;
 input x[1, 8, 8];
-c = conv(x, 1, kernel=[8, 1073741824], pad=[0, 536870912]);
+c = conv(x, 1, kernel=1, pad=2000000000, stride=1000000000);
+EOF
+bad pad_larger 'pad_larger.brn:3:5: error: conv: pad 1x9 is larger than the input 8x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 1, kernel=1, pad=[1, 9]);
+EOF
+bad pool_huge 'pool_huge.brn:3:5: error: maxpool: pad 1999999999x1999999999 is larger than the input 8x8' <<'EOF'
+model m;
+input x[1, 8, 8];
+p = maxpool(x, 2000000000, pad=1999999999, stride=1000000000);
+EOF
+bad stride_larger 'stride_larger.brn:3:5: error: avgpool: stride 1000000000x1 is larger than the padded input 10x10' <<'EOF'
+model m;
+input x[1, 8, 8];
+p = avgpool(x, 3, pad=1, stride=[1000000000, 1]);
+EOF
+good window_bounds <<'EOF'
+model m;
+input x[1, 8, 8];
+c = conv(x, 2, kernel=1, pad=8, stride=24);
+p = maxpool(c, 1, stride=1);
 EOF
 bad add_shapes 'add_shapes.brn:4:5: error: add: shapes differ: '\''x'\'' is [1, 8, 8], '\''c'\'' is [4, 6, 6]' <<'EOF'
 model m;
@@ -647,6 +701,51 @@ run adir
 check $([ "$rc" = 1 ] && [ "$first" = "adir.brn: error: is a directory, not a model file" ] && echo 1) \
 	"a directory" "exit $rc: $first"
 
+# --- weights folded in (--weights) ------------------------------------------------
+cat >w.brn <<'EOF'
+model w;
+input x[2];
+d = dense(x, 1, bias=false);
+n = batch_norm(d);
+EOF
+# st FILE W0 W1 GAMMA BETA MEAN SIGMA: a safetensors file for w.brn
+st() {
+	"${PYTHON:-python3}" - "$@" <<'EOF'
+import json, struct, sys
+path, v = sys.argv[1], [float(x) for x in sys.argv[2:]]
+names = [("d.weight", [1, 2], v[0:2]), ("n.gamma", [1], v[2:3]), ("n.beta", [1], v[3:4]),
+         ("n.mean", [1], v[4:5]), ("n.sigma", [1], v[5:6])]
+h, data = {}, b""
+for name, shape, vals in names:
+    h[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + 4 * len(vals)]}
+    data += struct.pack("<%df" % len(vals), *vals)
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(path, "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+EOF
+}
+# weights NAME 'first line' VALUES...: brnc w.brn --weights NAME.st refuses (exit 1)
+weights() {
+	local name=$1 want=$2
+	shift 2
+	st "$name.st" "$@"
+	"$BRNC" w.brn --weights "$name.st" -o "out_$name" >out.txt 2>err.txt
+	rc=$?
+	first=$(sed -n 1p err.txt)
+	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && [ ! -e "out_$name.c" ] && echo 1) "weights $name: $want" \
+		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
+}
+weights w_nan "w_nan.st: error: tensor 'd.weight' is nan at index 1; expected finite values" 1 nan 1 0 0 1
+weights w_inf "w_inf.st: error: tensor 'n.beta' is -inf at index 0; expected finite values" 1 1 1 -inf 0 1
+weights w_sigma0 "w_sigma0.st: error: tensor 'n.sigma' is 0 at index 0; a standard deviation must be > 0" 1 1 1 0 0 0
+weights w_sigmaneg "w_sigmaneg.st: error: tensor 'n.sigma' is -2 at index 0; a standard deviation must be > 0" 1 1 1 0 0 -2
+weights w_overflow "w_overflow.st: error: tensor 'd.weight' is 1e+68 at index 0 after folding the norm into it; beyond the float range" \
+	1 1 1e38 0 0 1e-30
+st w_good.st 1 2 3 4 5 6
+"$BRNC" w.brn --weights w_good.st -o out_good >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && [ ! -s err.txt ] && grep -q '0.5, 1,' out_good.c && echo 1) "good weights fold" "exit $rc: $(sed -n 1p err.txt)"
+
 # --- the command line ------------------------------------------------------------
 cat >ok.brn <<'EOF'
 model m;
@@ -678,6 +777,61 @@ for base in brnrt brnrt_st; do
 	check $([ "$rc" = 1 ] && [ "$(sed -n 1p err.txt)" = "$want" ] && [ ! -e "out/$base.h" ] && echo 1) \
 		"-o out/$base: $want" "exit $rc: $(sed -n 1p err.txt)"
 done
+# outputs: never an input, never a cut or empty name, never through a shell
+usage "brnc: --shared needs -o BASE" --shared ok.brn
+check $([ ! -e m.h ] && [ ! -e m.c ] && echo 1) "--shared without -o writes nothing"
+usage "brnc: -o 'adir/' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o adir/ ok.brn
+usage "brnc: -o '' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o '' ok.brn
+usage "brnc: -o 'x/..' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o x/.. ok.brn
+usage "brnc: -o 'a\"b': the file name cannot be #included (no '\"', '\\' or control characters)" -o 'a"b' ok.brn
+check $([ ! -e adir/.h ] && [ ! -e .h ] && [ ! -e 'a"b.h' ] && echo 1) "bad -o bases write nothing"
+# overwrite NAME FILE 'first line' ARGS...: refused (exit 1), FILE unchanged
+overwrite() {
+	local name=$1 file=$2 want=$3
+	shift 3
+	cp ok.brn keep.brn
+	"$BRNC" "$@" >out.txt 2>err.txt
+	rc=$?
+	first=$(sed -n 1p err.txt)
+	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && cmp -s "$file" keep.brn && echo 1) "$name: $want" \
+		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
+}
+cp ok.brn m.h
+overwrite "model named like its header" m.h "error: output 'm.h' is the model file 'm.h'; choose another -o BASE" m.h
+rm -f m.h
+cp ok.brn model.c
+overwrite "-o over the model" model.c "error: output 'model.c' is the model file 'model.c'; choose another -o BASE" model.c -o model
+ln -s ok.brn linked.h
+overwrite "-o over a link to the model" ok.brn "error: output 'linked.h' is the model file 'ok.brn'; choose another -o BASE" ok.brn -o linked
+cp ok.brn st.c
+overwrite "-o over the weights" st.c "error: output 'st.c' is the weights file 'st.c'; choose another -o BASE" ok.brn --weights st.c -o st
+# a base of 4094 characters: BASE.h is past PATH_MAX; it was cut to "BASE." and BASE.c overwrote it
+long=$(for i in $(seq 20); do printf 'd%.0s' $(seq 200); printf /; done)
+mkdir -p "$long"
+base="$long$(printf 'b%.0s' $(seq 74))"
+"$BRNC" ok.brn -o "$base" >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q ': error: cannot write: File name too long$' err.txt &&
+	[ -z "$(ls "$long")" ] && echo 1) "a 4094-character base is refused, not cut" "exit $rc: $(cut -c1-60 err.txt)..."
+rm -rf d*
+# --shared runs the C compiler without a shell
+"$BRNC" ok.brn --shared -o "q';touch INJECTED;echo '" >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && [ ! -e INJECTED ] && [ -e "q';touch INJECTED;echo '.so" ] && echo 1) \
+	"--shared passes names to cc as they are" "exit $rc: $(sed -n 1p err.txt)"
+"$BRNC" ok.brn --shared -o "-dash" >out.txt 2>err.txt
+check $([ "$?" = 0 ] && [ -e ./-dash.so ] && echo 1) "--shared with a base that starts with '-'" "$(sed -n 1p err.txt)"
+# names in comments and strings: a path with a star-slash, and with a trigraph "??/"
+mkdir -p 'x*' 'q??'
+printf 'model m;\ninput x[1, 8, 8];\nc = conv(x, 2);\n' >'x*/m.brn'
+cp 'x*/m.brn' 'q??/m.brn'
+"$BRNC" 'x*/m.brn' -o star 2>err.txt &&
+	"$BRNC" 'q??/m.brn' --target opencl -o tri 2>>err.txt &&
+	"${BRN_CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$OLDPWD/runtime" -c star.c -o star.o 2>>err.txt &&
+	"${BRN_CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$OLDPWD/runtime" -c tri.c -o tri.o 2>>err.txt
+rc=$?
+check $([ "$rc" = 0 ] && grep -q 'from x\*\\/m.brn; do not edit' star.h && echo 1) \
+	"a star-slash in the source path stays inside the comment" "$(sed -n 1p err.txt)"
 "$BRNC" --help >out.txt 2>err.txt
 rc=$?
 check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 1) "--help prints usage, exit 0"

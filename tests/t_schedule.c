@@ -156,6 +156,14 @@ static void test_functions(void)
 	bad("function returns nan", "return {\n  r_max = function(t) return 0/0 end,\n"
 	    "  d_max = 0,\n}\n",
 	    2, "r_max: function returned nan at t=0 (expected a finite number)");
+	/* off only at steps the sampling skips: found by the probes */
+	bad("below the bound between samples", "return {\n"
+	    "  r_max = function(t) if t % 1000 == 7 then return 0 end return 1 end,\n  d_max = 0,\n}\n",
+	    2, "r_max must be >= 1 (is 0 at t=187007)");
+	bad("spike between samples", "return {\n  r_max = 1,\n"
+	    "  d_max = function(t) if t % 1000 == 7 then return 5 end return 0 end,\n}\n",
+	    3, "d_max: function is 5 at t=187007, but its fit from the samples is 0 (more than "
+	    STR(BRN_SCHEDULE_FIT_TOL) " apart); write it with piecewise{}");
 	bad("function below the bound", "return {\n  r_max = 1,\n"
 	    "  d_max = function(t) return t - 1 end,\n}\n",
 	    3, "d_max must be >= 0 (is -1 at t=0)");
@@ -240,6 +248,27 @@ static void test_sandbox(void)
 	good("setmetatable still works", "local mt = {__index = function(t, k) return 1 end}\n"
 	     "local t = setmetatable({}, mt)\nreturn {r_max = t.x, d_max = 0}\n", &s);
 	good("sandbox keeps collectgarbage", "collectgarbage('stop')\nreturn {r_max = 1, d_max = 0}\n", &s);
+	/* C functions and handlers the instruction count does not reach */
+	bad("xpcall handler loops", "\nxpcall(function() while true do end end, function() while true do end end)\n"
+	    "return {r_max = 1, d_max = 0}\n", 2, "instruction limit exceeded (runaway script?)");
+	good("xpcall still works", "local ok, e = xpcall(function(a, b) error(a .. b, 0) end, function(m) return 'h: ' .. m end, 'x', 'y')\n"
+	     "assert(ok == false and e == 'h: xy')\n"
+	     "local ok2, r1, r2 = xpcall(function(a) return a, 2 end, error, 7)\n"
+	     "assert(ok2 == true and r1 == 7 and r2 == 2)\n"
+	     "local ok3, e3 = xpcall(error, function() error('again', 0) end, 'first')\n"
+	     "assert(ok3 == false and e3 == 'again')\n"
+	     "return {r_max = 1, d_max = 0}\n", &s);
+	bad("pattern backtracking", "local s = string.rep('a', 5000)\nlocal r = s:find(string.rep('a*', 30) .. 'b')\n", 2,
+	    "string.find is not available in schedules (its work in C has no limit)");
+	bad("lazy pattern", "local s = string.rep('a', 100000)\n\nlocal r = s:match('.-.-.-.-.-.-.-.-b')\n", 3,
+	    "string.match is not available in schedules (its work in C has no limit)");
+	bad("gsub", "('x'):gsub('.', 'y')\n", 1, "string.gsub is not available in schedules (its work in C has no limit)");
+	bad("gmatch", "string.gmatch('x', '.')\n", 1, "string.gmatch is not available in schedules (its work in C has no limit)");
+	bad("table.move", "table.move({}, 1, 1e15, 2)\n", 1, "table.move is not available in schedules (its work in C has no limit)");
+	good("string.rep of nothing", "assert(string.rep('', 1e15) == '' and ('x'):rep(0) == '' and ('ab'):rep(2, ',') == 'ab,ab')\n"
+	     "assert(string.rep('', 1e15, '') == '')\nreturn {r_max = 1, d_max = 0}\n", &s);
+	bad("slow C calls", "local s = string.rep('x', 1e7)\nwhile true do local t = s:upper() end\n", 2,
+	    "time limit exceeded (runaway script?)");
 	bad("string doubling", "local s = 'x'\nwhile true do\n  s = s .. s\nend\n", 3, "memory limit exceeded");
 }
 
@@ -275,6 +304,37 @@ static void test_results(void)
 	    "piecewise: too many breakpoints (65; at most 64)");
 }
 
+/* What the generated code holds as float literals: values and slopes in
+ * float range and normal; breakpoints whole steps it can compare exactly. */
+static void test_floats(void)
+{
+	brn_schedule s;
+	bad("value beyond float", "return {r_max = piecewise{{0, 1e308}, {1, 1}}, d_max = 0}\n", 1,
+	    "r_max must be <= 3.40282e+38, the largest float (is 1e+308 at t=0)");
+	bad("ramp beyond float", "return {\n  r_max = 1,\n  d_max = ramp(0, 10, 1e308, 0),\n}\n", 3,
+	    "d_max must be <= 3.40282e+38, the largest float (is 1e+308 at t=0)");
+	bad("number beyond float", "return {r_max = 1e39, d_max = 0}\n", 1,
+	    "r_max must be <= 3.40282e+38, the largest float (is 1e+39 at t=0)");
+	bad("function beyond float", "return {\n  r_max = function(t) return 1e300 end,\n  d_max = 0,\n}\n", 2,
+	    "r_max must be <= 3.40282e+38, the largest float (is 1e+300 at t=0)");
+	bad("subnormal value", "return {r_max = 1, d_max = 1e-40}\n", 1,
+	    "d_max must be 0 or >= 1.17549e-38, the smallest normal float (is 1e-40 at t=0)");
+	bad("subnormal slope", "return {r_max = 1, d_max = ramp(0, 1000000, 0, 1e-35)}\n", 1,
+	    "d_max: slope 1e-41 from t=0 to t=1e+06 is not a float (0 or 1.17549e-38 to 3.40282e+38 in magnitude)");
+	bad("infinite slope", "return {r_max = piecewise{{0, 1}, {1e-300, 1e308}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 2 has t=1e-300; t must be a whole step with |t| <= 2^53");
+	bad("fractional breakpoint", "return {r_max = piecewise{{0.2, 1}, {0.7, 3}, {5, 5}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 1 has t=0.2; t must be a whole step with |t| <= 2^53");
+	bad("huge breakpoint", "return {r_max = piecewise{{-1e300, 1}, {1e300, 3}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 1 has t=-1e+300; t must be a whole step with |t| <= 2^53");
+	bad("breakpoint past 2^53", "return {r_max = piecewise{{0, 1}, {2^53 * 2, 3}}, d_max = 0}\n", 1,
+	    "piecewise: breakpoint 2 has t=1.8014398509482e+16; t must be a whole step with |t| <= 2^53");
+	bad("fractional ramp", "\nramp(0, 10.5, 1, 2)\n", 2, "ramp: t1 must be a whole step with |t1| <= 2^53 (got 10.5)");
+	good("breakpoint at 2^53", "return {r_max = piecewise{{-2^53, 1}, {0, 2}, {2^53, 3}}, d_max = 0}\n", &s);
+	is_double_within(s.r_max.t[2], 9007199254740992.0, 0, "breakpoint at 2^53: exact");
+	good("largest float", "return {r_max = ramp(0, 1, 1, 3.4028234663852886e38), d_max = 1.1754943508222875e-38}\n", &s);
+}
+
 static void test_resolve(void)
 {
 	brn_schedule s;
@@ -307,6 +367,7 @@ int main(void)
 	test_knobs();
 	test_sandbox();
 	test_results();
+	test_floats();
 	test_resolve();
 	static const char *const files[] = {"bad.lua", "good.lua", "knobs.lua", "mine.lua"};
 	for (int i = 0; i < 4; i++) {

@@ -2,7 +2,9 @@
  * model text in memory -> brn_parse -> brn_graph_build, then the typed
  * graph is read back node by node and checked with brn_graph_check. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ast.h"
 #include "graph.h"
@@ -308,6 +310,33 @@ static void errors_are_located(void)
 	   "shape error in the diag at 3:5");
 }
 
+/* Name lookup must not be quadratic: 80000 layers took 77 s. 100000 now
+ * build and check in well under a second; the bound leaves room for
+ * sanitizers and a loaded machine, and is far below the quadratic time. */
+static void many_layers(void)
+{
+	enum { LAYERS = 100000 };
+	size_t cap = 64 + (size_t)LAYERS * 32, at = 0;
+	char *text = malloc(cap);
+	if (!text) {
+		ok(0, "many layers: memory");
+		return;
+	}
+	at += (size_t)snprintf(text, cap, "model m;\ninput x[1, 4, 4];\nr0 = relu(x);\n");
+	for (int i = 1; i < LAYERS; i++)
+		at += (size_t)snprintf(text + at, cap - at, "r%d = relu(r%d);\n", i, i - 1);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = build_ok("100000 layers", text, 0, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+	ok(rc == 0 && g.n == LAYERS + 1 && s < 15, "100000 layers: %d nodes in %.2f s (quadratic lookup took minutes)",
+	   g.n, s);
+	ok(build("model m;\ninput x[4];\na = relu(x);\nb = relu(a);\na = relu(b);\n", 0, NULL) == -1 &&
+	   strcmp(d.msg, "name 'a' is already defined") == 0 && d.line == 5, "a redefined name is still found");
+	free(text);
+}
+
 int main(void)
 {
 	brn_arena_init(&arena);
@@ -318,6 +347,7 @@ int main(void)
 	batches();
 	naming();
 	errors_are_located();
+	many_layers();
 	brn_arena_free(&arena);
 	return done_testing();
 }

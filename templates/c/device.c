@@ -51,7 +51,7 @@ static int brn_dev_run(brn_model *m, int list)
 {
 	const struct brn_launch *l = list ? brn_train_kernels : brn_infer_kernels;
 	for (; l->run; l++)
-		brnrt_pool_run(m->dev.pool, l->per_example ? l->items * m->n : l->items, l->run, m);
+		brnrt_pool_run_named(m->dev.pool, l->name, l->per_example ? l->items * m->n : l->items, l->run, m);
 	return 0;
 }
 

@@ -9,4 +9,6 @@ struct brn_launch {
 	brnrt_task run;    /* the kernel's loop over a range of work-items */
 	long items;        /* work-items (per example when per_example) */
 	int per_example;
+	int local;         /* (OpenCL's work-group size; unused) */
+	const char *name;  /* in the BRN_PROFILE table */
 };

@@ -47,7 +47,7 @@ $STORE
 }
 
 /* a work-item: one output row of $OBG blocks of 16 channels, tile by tile */
-static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, long gid)
+static inline __attribute__((always_inline)) $ISA_ATTR void ${NAME}_item_$ISA(float *restrict mem, long gid)
 {
 	enum { OWT = ($OW + $RW - 1) / $RW, LAST = $OW - (OWT - 1) * $RW,
 	       MID_SAFE = $RW * $SW >= $PW && ($OW - LAST - 1) * $SW - $PW + $KW - 1 < $W };
@@ -64,4 +64,11 @@ static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, long gid)
 		if (OWT > 1)
 			${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, (OWT - 1) * $RW, LAST, 1);
 	}
+}
+
+static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, const int32_t *restrict labels, int n, int64_t step, float lr, long begin, long end)
+{
+	(void)labels; (void)n; (void)step; (void)lr;
+	for (long gid = begin; gid < end; gid++)
+		${NAME}_item_$ISA(mem, gid);
 }
