@@ -111,6 +111,10 @@ $(B)/tests/t_%: tests/t_%.c tests/tap.h $(B)/libbrnc.a $(B)/libbrnrt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
 
+# test programs that include test sources beside tap.h
+$(B)/tests/t_codegen $(B)/tests/t_opencl: tests/codegen.h
+$(B)/tests/t_opencl: tests/t_codegen.c
+
 $(B)/tests/interp_dump: tests/interp_dump.c $(B)/libbrnc.a $(B)/libbrnrt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@

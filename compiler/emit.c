@@ -408,7 +408,7 @@ static void slots_table(const brn_plan *p, sbuf *out)
 static void launch_table(emitter *E, sbuf *out, int list)
 {
 	const brn_plan *p = E->p;
-	printf_(out, "static const struct launch %s_kernels[] = {\n", list ? "train" : "infer");
+	printf_(out, "static const struct brn_launch brn_%s_kernels[] = {\n", list ? "train" : "infer");
 	for (int i = 0; i < p->nkernels[list]; i++) {
 		const brn_kernel *k = &p->kernels[list][i];
 		int local;
@@ -421,11 +421,11 @@ static void launch_table(emitter *E, sbuf *out, int list)
 static void folded_values(const brn_plan *p, sbuf *out)
 {
 	if (!p->weights_folded) {
-		puts_(out, "static int load_folded(model *m)\n{\n\t(void)m;\n\treturn BRN_EARG;\n}\n");
+		puts_(out, "static int brn_load_folded(brn_model *m)\n{\n\t(void)m;\n\treturn BRN_EARG;\n}\n");
 		return;
 	}
 	puts_(out, "/* the weights given to brnc --weights, norms folded into the layers before them */\n");
-	puts_(out, "static const float folded[PARAMS_FLOATS] = {\n");
+	puts_(out, "static const float brn_folded[BRN_PARAMS_FLOATS] = {\n");
 	float *all = calloc((size_t)p->params_floats, sizeof(float));
 	if (!all) {
 		out->bad = 1;
@@ -437,9 +437,9 @@ static void folded_values(const brn_plan *p, sbuf *out)
 	for (long e = 0; e < p->params_floats; e++)
 		printf_(out, "%s%.9g%s", e % 8 ? " " : "\t", (double)all[e], e % 8 == 7 ? ",\n" : ",");
 	free(all);
-	puts_(out, "\n};\n\nstatic int load_folded(model *m)\n{\n"
-	           "\tmemcpy(m->host, folded, sizeof folded);\n"
-	           "\treturn dev_write(m, 0, m->host, STATE_FLOATS);\n}\n");
+	puts_(out, "\n};\n\nstatic int brn_load_folded(brn_model *m)\n{\n"
+	           "\tmemcpy(m->host, brn_folded, sizeof brn_folded);\n"
+	           "\treturn brn_dev_write(m, 0, m->host, BRN_STATE_FLOATS);\n}\n");
 }
 
 /* C string literal of text, one source line per line. */
@@ -563,6 +563,12 @@ static void model_vars(const brn_plan *p, const brn_emit_options *o, host_ctx *h
 int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 {
 	const brn_graph *g = p->g;
+	/* the generated .c includes "brnrt.h" &c. beside its own header: a
+	 * header of that name would take the runtime's place */
+	const char *file = strrchr(o->base, '/') ? strrchr(o->base, '/') + 1 : o->base;
+	if (!strncmp(file, "brnrt", 5))
+		return brn_diag_error(d, "", 0, 0, "-o %s: %s.h would shadow libbrnrt's headers (brnrt*.h); "
+		                      "expected another output name", o->base, file);
 	emitter E = {p, &dialects[strcmp(o->target, "opencl") == 0], d, "", 0};
 	int opencl = E.dl == &dialects[1];
 	host_ctx h = {0};
@@ -604,7 +610,7 @@ int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 		puts_(&clfile, "\n");
 		if (cl.s)
 			puts_(&clfile, cl.s);
-		printf_(&ktext, "/* the OpenCL program, also written to %s.cl */\nstatic const char cl_source[] =\n", g->model);
+		printf_(&ktext, "/* the OpenCL program, also written to %s.cl */\nstatic const char brn_cl_source[] =\n", g->model);
 		c_string(&ktext, clfile.s ? clfile.s : "");
 		puts_(&ktext, ";\n");
 	} else {

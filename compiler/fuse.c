@@ -45,7 +45,7 @@ typedef struct lower {
 	int *vbuf, *gbuf;      /* per node: buffer of its value / gradient */
 	int *gwritten;         /* per node: its gradient has a writer */
 	int *absorbed;         /* per node: computed inside another's kernel */
-	int *needs_grad;
+	int *needs_grad;       /* per node: its gradient reaches a parameter */
 	int *first_slot;       /* per node: its first slot, or -1 */
 	int *consumers;        /* per node: how many inputs of later nodes read it */
 	int *consumer;         /* per node: the last node that reads it */
@@ -205,7 +205,8 @@ static brn_kernel *kernel(lower *L, const char *tmpl, const brn_node *n, const c
 	brn_kernel *k = &p->kernels[l][p->nkernels[l]++];
 	memset(k, 0, sizeof *k);
 	char ident[200];
-	snprintf(ident, sizeof ident, "%s%02d_%s_%s", l ? "t" : "i", p->nkernels[l], n->name, what);
+	/* brn_: the prefix the generated code keeps for its own names */
+	snprintf(ident, sizeof ident, "brn_%s%02d_%s_%s", l ? "t" : "i", p->nkernels[l], n->name, what);
 	for (char *c = ident; *c; c++)
 		if (*c == '.')
 			*c = '_';
@@ -832,6 +833,8 @@ static void backward_softmax(lower *L, const brn_node *n)
 
 static void backward_add(lower *L, const brn_node *n)
 {
+	if (!wants_dx(L, n->in[0]) && !wants_dx(L, n->in[1]))
+		return; /* add(x, x) of the model input: no kernel at all */
 	kernel(L, "add_bwd", n, "add_bwd", brn_shape_count(n->shape), 1);
 	buf_var(L, "DY", L->gbuf[n->id]);
 	var(L, "MASK", "");
@@ -912,6 +915,8 @@ static void lower_backward(lower *L)
 				backward_softmax(L, n);
 			break;
 		case BRN_OP_RELU:
+			if (!wants_dx(L, x))
+				break;
 			kernel(L, "relu_bwd", n, "relu_bwd", brn_shape_count(n->shape), 1);
 			buf_var(L, "X", value_buf(L, x));
 			buf_var(L, "DY", L->gbuf[i]);
@@ -1174,6 +1179,21 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 			for (int i = g->n - 1; i >= 0; i--)
 				for (int k = 0; L.needs_grad[i] && k < g->nodes[i].nin; k++)
 					L.needs_grad[g->nodes[i].in[k]] = 1;
+			/* a node with no parameter before it (the input, relu(x),
+			 * add(x, x)) passes its gradient to nothing */
+			int *after_param = brn_arena_alloc(a, ints);
+			if (!after_param)
+				return brn_diag_error(d, g->file, 0, 0, "out of memory");
+			for (int i = 0; i < g->n; i++) {
+				brn_param ps[6];
+				int np = brn_graph_params(g, &g->nodes[i], ps), trained = 0;
+				for (int j = 0; j < np; j++)
+					trained |= ps[j].trainable;
+				for (int k = 0; k < g->nodes[i].nin; k++)
+					trained |= after_param[g->nodes[i].in[k]];
+				after_param[i] = trained;
+				L.needs_grad[i] &= trained;
+			}
 		}
 		lower_forward(&L);
 		if (list == 1)

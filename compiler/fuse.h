@@ -18,7 +18,7 @@ typedef struct brn_var {
 } brn_var;
 
 typedef struct brn_kernel {
-	const char *name;       /* C identifier: "k04_c1_conv_fwd" */
+	const char *name;       /* C identifier: "brn_i04_c1_conv_fwd" */
 	const char *tmpl;       /* template in templates/kernels/, no ".k" */
 	const char *comment;    /* the graph nodes it computes */
 	brn_var vars[BRN_KERNEL_VARS];

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "names.h"
+
 /* Node names, hashed: a model may have 100k layers. slot[i] is a node id
  * + 1, or 0 when empty; open addressing, at most half full. */
 typedef struct names {
@@ -551,6 +553,10 @@ static int header(builder *b, const brn_stmt *s)
 	b->seen[s->kind] = s->line;
 	switch (s->kind) {
 	case BRN_ST_MODEL:
+		if (brn_model_name_problem(s->name))
+			return err(b, s->name_line, s->name_col,
+			           "model name '%s' %s; expected a name free in C (the generated API takes it)",
+			           s->name, brn_model_name_problem(s->name));
 		g->model = s->name;
 		return 0;
 	case BRN_ST_BATCH:

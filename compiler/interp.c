@@ -438,25 +438,24 @@ static void norm_backward(brn_interp *ip, const brn_node *nd, int n)
 	double m = (double)n * s[2] * s[3];
 	for (int c = 0; c < s[1]; c++) {
 		double mu = st->mu_b[c], sg = st->sig_b[c], r = st->r[c];
-		double sum_g = 0, sum_gx = 0;
+		double sum_dy = 0, sum_dyh = 0;
 		for (int b = 0; b < n; b++)
 			for (int h = 0; h < s[2]; h++)
 				for (int w = 0; w < s[3]; w++) {
 					long i = AT(s, b, c, h, w);
-					double g = dy[i] * gt->v[c];
-					sum_g += g;
-					sum_gx += g * (x[i] - mu);
+					sum_dy += dy[i];
+					sum_dyh += dy[i] * (x[i] - mu) / sg;
 					gt->grad[c] += dy[i] * st->xhat[i];
 					bt->grad[c] += dy[i];
 				}
-		double dsig = -r / (sg * sg) * sum_gx;
-		double dmu = -r / sg * sum_g;
+		/* dL/dx = gamma r / sigma_B (dy - mean(dy) - h mean(dy h)), h = (x -
+		 * mu_B) / sigma_B: the terms cancel exactly where m is 1 */
+		double k = gt->v[c] * r / sg, mean_dy = sum_dy / m, mean_dyh = sum_dyh / m;
 		for (int b = 0; b < n; b++)
 			for (int h = 0; h < s[2]; h++)
 				for (int w = 0; w < s[3]; w++) {
 					long i = AT(s, b, c, h, w);
-					double g = dy[i] * gt->v[c];
-					dx[i] += g * r / sg + dsig * (x[i] - mu) / (m * sg) + dmu / m;
+					dx[i] += k * (dy[i] - mean_dy - (x[i] - mu) / sg * mean_dyh);
 				}
 	}
 }

@@ -16,37 +16,37 @@
 #include "brnrt_st.h"
 ${DIALECT_INCLUDE}
 
-#define MEM_FLOATS ${MEM_FLOATS}L
-#define PARAMS_FLOATS ${PARAMS_FLOATS}L
-#define STATE_FLOATS ${STATE_FLOATS}L /* what is saved: params (+ momentum) */
-#define MOMENTUM_OFF ${MOMENTUM_OFF}L
-#define INFER_IN_OFF ${INFER_IN_OFF}L
-#define INFER_OUT_OFF ${INFER_OUT_OFF}L
-#define TRAIN_IN_OFF ${TRAIN_IN_OFF}L
-#define LOSS_OFF ${LOSS_OFF}L
-#define CLASSES ${CLASSES}
-#define TRAINING ${TRAINING}
-#define FOLDED ${FOLDED}
+#define BRN_MEM_FLOATS ${MEM_FLOATS}L
+#define BRN_PARAMS_FLOATS ${PARAMS_FLOATS}L
+#define BRN_STATE_FLOATS ${STATE_FLOATS}L /* what is saved: params (+ momentum) */
+#define BRN_MOMENTUM_OFF ${MOMENTUM_OFF}L
+#define BRN_INFER_IN_OFF ${INFER_IN_OFF}L
+#define BRN_INFER_OUT_OFF ${INFER_OUT_OFF}L
+#define BRN_TRAIN_IN_OFF ${TRAIN_IN_OFF}L
+#define BRN_LOSS_OFF ${LOSS_OFF}L
+#define BRN_CLASSES ${CLASSES}
+#define BRN_TRAINING ${TRAINING}
+#define BRN_FOLDED ${FOLDED}
 
 const int ${MODEL}_batch = ${BATCH}, ${MODEL}_input_size = ${INPUT_SIZE}, ${MODEL}_output_size = ${OUTPUT_SIZE};
-const int ${MODEL}_weights_folded = FOLDED;
+const int ${MODEL}_weights_folded = BRN_FOLDED;
 
 /* Parameters and statistics, as named in weights files (momentum: the name
  * of the trainable ones' momentum buffer). init: 0 He-normal (fan_in),
  * 1 zeros, 2 ones. */
-static const struct slot {
+static const struct brn_slot {
 	const char *name, *momentum;
 	long off, count;
 	int ndim;
 	int64_t shape[4];
 	double fan_in;
 	int init, trainable;
-} slots[] = {
+} brn_slots[] = {
 ${SLOTS}
 };
-enum { N_SLOTS = sizeof slots / sizeof slots[0] };
+enum { BRN_N_SLOTS = sizeof brn_slots / sizeof brn_slots[0] };
 
-typedef struct ${MODEL} model;
+typedef struct ${MODEL} brn_model;
 ${DEVICE_STRUCT}
 struct ${MODEL} {
 	float *host;          /* the state (C: the whole arena) */
@@ -55,7 +55,7 @@ struct ${MODEL} {
 	int opened;           /* _open succeeded: other calls refuse the model until then */
 	int64_t step;         /* training steps taken */
 	float lr;
-	struct device dev;
+	struct brn_device dev;
 	char err[1024];
 };
 
@@ -64,14 +64,14 @@ ${TABLES}
 ${DEVICE_FUNCS}
 ${FOLDED_VALUES}
 /* r_max(t) and d_max(t) of the schedule, as the kernels compute them */
-static void schedule_at(int64_t step, float *r_max, float *d_max)
+static void brn_schedule_at(int64_t step, float *r_max, float *d_max)
 {
 	(void)step;
 	*r_max = ${R_MAX};
 	*d_max = ${D_MAX};
 }
 
-static int fail(model *m, int code, const char *what)
+static int brn_fail(brn_model *m, int code, const char *what)
 {
 	snprintf(m->err, sizeof m->err, "%s", what);
 	return code;
@@ -79,7 +79,7 @@ static int fail(model *m, int code, const char *what)
 
 /* A model whose _open failed may lack its memory, threads or device: the
  * calls that use them refuse it, keeping the reason in the message. */
-static int check_model(model *m)
+static int brn_check_model(brn_model *m)
 {
 	static const char prefix[] = "the model did not open: ";
 	char why[sizeof m->err];
@@ -94,36 +94,36 @@ static int check_model(model *m)
 	return BRN_EARG;
 }
 
-static int init_weights(model *m, uint64_t seed)
+static int brn_init_weights(brn_model *m, uint64_t seed)
 {
-	if (FOLDED)
-		return fail(m, BRN_EARG, "the weights are compiled into this model (brnc --weights)");
-	memset(m->host, 0, STATE_FLOATS * sizeof(float));
-	for (int i = 0; i < N_SLOTS; i++) {
-		const struct slot *s = &slots[i];
+	if (BRN_FOLDED)
+		return brn_fail(m, BRN_EARG, "the weights are compiled into this model (brnc --weights)");
+	memset(m->host, 0, BRN_STATE_FLOATS * sizeof(float));
+	for (int i = 0; i < BRN_N_SLOTS; i++) {
+		const struct brn_slot *s = &brn_slots[i];
 		if (s->init == 0)
 			brnrt_init_he(m->host + s->off, s->count, s->fan_in, seed, s->name);
 		for (long e = 0; s->init == 2 && e < s->count; e++)
 			m->host[s->off + e] = 1.0f;
 	}
 	m->step = 0;
-	return dev_write(m, 0, m->host, STATE_FLOATS);
+	return brn_dev_write(m, 0, m->host, BRN_STATE_FLOATS);
 }
 
-int ${MODEL}_init_weights(model *m, uint64_t seed)
+int ${MODEL}_init_weights(brn_model *m, uint64_t seed)
 {
-	int rc = check_model(m);
-	return rc ? rc : init_weights(m, seed);
+	int rc = brn_check_model(m);
+	return rc ? rc : brn_init_weights(m, seed);
 }
 
 /* The safetensors view of the state: every slot, then (training) the
  * momentum of every trainable slot. */
-static int specs(model *m, brnrt_st_tensor *t, int optional_momentum)
+static int brn_specs(brn_model *m, brnrt_st_tensor *t, int optional_momentum)
 {
 	int k = 0;
-	for (int pass = 0; pass < 1 + TRAINING; pass++)
-		for (int i = 0; i < N_SLOTS; i++) {
-			const struct slot *s = &slots[i];
+	for (int pass = 0; pass < 1 + BRN_TRAINING; pass++)
+		for (int i = 0; i < BRN_N_SLOTS; i++) {
+			const struct brn_slot *s = &brn_slots[i];
 			if (pass == 1 && !s->trainable)
 				continue;
 			memset(&t[k], 0, sizeof t[k]);
@@ -131,7 +131,7 @@ static int specs(model *m, brnrt_st_tensor *t, int optional_momentum)
 			t[k].optional = pass == 1 && optional_momentum;
 			t[k].ndim = s->ndim;
 			memcpy(t[k].shape, s->shape, sizeof t[k].shape);
-			t[k].data = m->host + s->off + (pass == 1 ? MOMENTUM_OFF : 0);
+			t[k].data = m->host + s->off + (pass == 1 ? BRN_MOMENTUM_OFF : 0);
 			k++;
 		}
 	return k;
@@ -139,15 +139,15 @@ static int specs(model *m, brnrt_st_tensor *t, int optional_momentum)
 
 /* What brnrt_st_load cannot know: a moving sigma divides, so it is
  * positive; the step counts up from 0 and must have room for one more. */
-static int check_loaded(model *m, const char *path, int64_t step)
+static int brn_check_loaded(brn_model *m, const char *path, int64_t step)
 {
 	if (step < 0 || step == INT64_MAX) {
 		snprintf(m->err, sizeof m->err, "%s: step %lld is outside 0..%lld", path, (long long)step,
 		         (long long)INT64_MAX - 1);
 		return BRN_EFORMAT;
 	}
-	for (int i = 0; i < N_SLOTS; i++) {
-		const struct slot *s = &slots[i];
+	for (int i = 0; i < BRN_N_SLOTS; i++) {
+		const struct brn_slot *s = &brn_slots[i];
 		size_t len = strlen(s->name);
 		if (len < 6 || strcmp(s->name + len - 6, ".sigma") != 0)
 			continue;
@@ -162,56 +162,56 @@ static int check_loaded(model *m, const char *path, int64_t step)
 	return 0;
 }
 
-static int load(model *m, const char *path)
+static int brn_load(brn_model *m, const char *path)
 {
-	brnrt_st_tensor t[2 * N_SLOTS];
+	brnrt_st_tensor t[2 * BRN_N_SLOTS];
 	brnrt_error e;
 	int64_t step = 0;
-	int k = specs(m, t, 1);
-	int rc = brnrt_st_load(path, t, k, TRAINING ? NULL : ".momentum", &step, &e);
+	int k = brn_specs(m, t, 1);
+	int rc = brnrt_st_load(path, t, k, BRN_TRAINING ? NULL : ".momentum", &step, &e);
 	if (rc)
-		return fail(m, rc, e.msg);
-	if ((rc = check_loaded(m, path, step)))
+		return brn_fail(m, rc, e.msg);
+	if ((rc = brn_check_loaded(m, path, step)))
 		return rc;
 	m->step = step;
-	return dev_write(m, 0, m->host, STATE_FLOATS);
+	return brn_dev_write(m, 0, m->host, BRN_STATE_FLOATS);
 }
 
-int ${MODEL}_open(model **out, const char *weights)
+int ${MODEL}_open(brn_model **out, const char *weights)
 {
 	if (!out)
 		return BRN_EARG;
 	*out = NULL;
-	model *m = calloc(1, sizeof *m);
+	brn_model *m = calloc(1, sizeof *m);
 	if (!m)
 		return BRN_ENOMEM;
-	(void)dev_labels; /* used by training code only */
-	int rc = dev_open(m);
-	if (rc == 0 && FOLDED && weights)
-		rc = fail(m, BRN_EARG, "the weights are compiled into this model (brnc --weights); open it with NULL");
-	else if (rc == 0 && FOLDED)
-		rc = load_folded(m);
+	(void)brn_dev_labels; /* used by training code only */
+	int rc = brn_dev_open(m);
+	if (rc == 0 && BRN_FOLDED && weights)
+		rc = brn_fail(m, BRN_EARG, "the weights are compiled into this model (brnc --weights); open it with NULL");
+	else if (rc == 0 && BRN_FOLDED)
+		rc = brn_load_folded(m);
 	else if (rc == 0 && weights)
-		rc = load(m, weights);
+		rc = brn_load(m, weights);
 	else if (rc == 0)
-		rc = init_weights(m, 1);
+		rc = brn_init_weights(m, 1);
 	m->opened = rc == 0;
 	*out = m; /* even on failure, so the caller can read _error, then _close */
 	return rc;
 }
 
-void ${MODEL}_close(model *m)
+void ${MODEL}_close(brn_model *m)
 {
 	if (m) {
-		dev_close(m);
+		brn_dev_close(m);
 		free(m);
 	}
 }
 
 /* The checks of _infer and _train_step, made before anything changes. */
-static int check_call(model *m, int n, const float *x, const void *io, const char *io_name)
+static int brn_check_call(brn_model *m, int n, const float *x, const void *io, const char *io_name)
 {
-	int rc = check_model(m);
+	int rc = brn_check_model(m);
 	if (rc)
 		return rc;
 	if (n < 1 || n > ${BATCH}) {
@@ -225,47 +225,47 @@ static int check_call(model *m, int n, const float *x, const void *io, const cha
 	return 0;
 }
 
-int ${MODEL}_infer(model *m, const float *x, int n, float *out)
+int ${MODEL}_infer(brn_model *m, const float *x, int n, float *out)
 {
-	int rc = check_call(m, n, x, out, "out");
+	int rc = brn_check_call(m, n, x, out, "out");
 	if (rc)
 		return rc;
 	m->n = n;
-	if ((rc = dev_write(m, INFER_IN_OFF, x, (long)n * ${INPUT_SIZE})) ||
-	    (rc = dev_run(m, 0)) ||
-	    (rc = dev_read(m, INFER_OUT_OFF, out, (long)n * ${OUTPUT_SIZE})))
+	if ((rc = brn_dev_write(m, BRN_INFER_IN_OFF, x, (long)n * ${INPUT_SIZE})) ||
+	    (rc = brn_dev_run(m, 0)) ||
+	    (rc = brn_dev_read(m, BRN_INFER_OUT_OFF, out, (long)n * ${OUTPUT_SIZE})))
 		return rc;
 	return 0;
 }
 ${TRAIN_STEP}
-int ${MODEL}_save(model *m, const char *path)
+int ${MODEL}_save(brn_model *m, const char *path)
 {
-	brnrt_st_tensor t[2 * N_SLOTS];
+	brnrt_st_tensor t[2 * BRN_N_SLOTS];
 	brnrt_error e;
-	int rc = check_model(m);
-	if (rc || (rc = dev_read(m, 0, m->host, STATE_FLOATS)))
+	int rc = brn_check_model(m);
+	if (rc || (rc = brn_dev_read(m, 0, m->host, BRN_STATE_FLOATS)))
 		return rc;
-	int k = specs(m, t, 0);
+	int k = brn_specs(m, t, 0);
 	rc = brnrt_st_save(path, t, k, m->step, &e);
-	return rc ? fail(m, rc, e.msg) : 0;
+	return rc ? brn_fail(m, rc, e.msg) : 0;
 }
 
-int64_t ${MODEL}_step(const model *m)
+int64_t ${MODEL}_step(const brn_model *m)
 {
 	return m ? m->step : 0;
 }
 
-void ${MODEL}_schedule(const model *m, float *r_max, float *d_max)
+void ${MODEL}_schedule(const brn_model *m, float *r_max, float *d_max)
 {
 	float r, d;
-	schedule_at(m ? m->step : 0, &r, &d);
+	brn_schedule_at(m ? m->step : 0, &r, &d);
 	if (r_max)
 		*r_max = r;
 	if (d_max)
 		*d_max = d;
 }
 
-const char *${MODEL}_error(const model *m)
+const char *${MODEL}_error(const brn_model *m)
 {
 	return m ? m->err : "out of memory";
 }

@@ -212,6 +212,53 @@ static void schedule_case(void)
 	cg_unload(&a);
 }
 
+/* batch_renorm over one value per channel (issue 13): dL/dx into the norm
+ * is exactly 0, so after a step the momentum of the dense before it (its
+ * gradient) is exactly 0 and its weights have not moved. */
+static void one_value_exact(void)
+{
+	const char *path = "tests/models/one_value.brn";
+	api a;
+	if (cg_build(&a, path, "m1", "one_value_exact", target, "train", 1, 0, NULL) || a.open(&a.m, NULL)) {
+		ok(0, "%s one value per channel: builds and opens", target);
+		cg_unload(&a);
+		return;
+	}
+	/* the whole state of m1; [0, 2) the dense before the norm, [8, 10) their momentum */
+	static const struct { const char *name; int ndim, rows, cols; } ts[] = {
+		{"h.dense.weight", 2, 4, 4}, {"h.dense.bias", 1, 4, 1}, {"h.gamma", 1, 4, 1}, {"h.beta", 1, 4, 1},
+		{"h.mean", 1, 4, 1}, {"h.sigma", 1, 4, 1}, {"o.weight", 2, 2, 4}, {"o.bias", 1, 2, 1},
+		{"h.dense.weight.momentum", 2, 4, 4}, {"h.dense.bias.momentum", 1, 4, 1},
+		{"h.gamma.momentum", 1, 4, 1}, {"h.beta.momentum", 1, 4, 1},
+		{"o.weight.momentum", 2, 2, 4}, {"o.bias.momentum", 1, 2, 1},
+	};
+	enum { NT = sizeof ts / sizeof ts[0] };
+	float data[2][NT][16], loss;
+	brnrt_st_tensor t[2][NT];
+	const float x[4] = {0.3f, -1.2f, 0.7f, 2.1f};
+	const int32_t y[1] = {1};
+	char ck[512];
+	snprintf(ck, sizeof ck, "%s/one_value.safetensors", cg_tmpdir());
+	int bad = 0;
+	for (int step = 0; step < 3 && !bad; step++)
+		for (int pass = 0; pass < 2 && !bad; pass++) {
+			for (int i = 0; i < NT; i++)
+				t[pass][i] = (brnrt_st_tensor){ts[i].name, ts[i].ndim, {ts[i].rows, ts[i].cols}, data[pass][i], 0};
+			brnrt_error e;
+			if (a.save(a.m, ck) || brnrt_st_load(ck, t[pass], NT, NULL, NULL, &e))
+				bad = 1;
+			else if (!pass && a.train_step(a.m, x, y, 1, 0.1f, &loss))
+				bad = 1;
+			for (int i = 0; pass && !bad && i < 16; i++)
+				bad = data[1][0][i] != data[0][0][i] || data[1][8][i] != 0.0f ||
+				      (i < 4 && (data[1][1][i] != data[0][1][i] || data[1][9][i] != 0.0f));
+			if (bad)
+				diag("step %d: %s", step + 1, a.error(a.m));
+		}
+	ok(!bad, "%s one value per channel: the dense before the norm gets exactly 0 gradient in 3 steps", target);
+	cg_unload(&a);
+}
+
 /* A schedule of 64 breakpoints at large steps makes an expression of
  * several kilobytes: it must be emitted whole (it was cut at 4096 bytes
  * and the C did not compile) and give the schedule's values. */
@@ -308,6 +355,14 @@ int main(int argc, char **argv)
 		{"tests/models/fashion.brn", "fashion_cnn", 8, 8, 0, knobs, " knobs"},
 		{"tests/models/wide.brn", "wide", 0, 2, 0, NULL, NULL},
 		{"tests/models/wide.brn", "wide", 0, 1, 1, NULL, NULL},
+		{"tests/models/one_value.brn", "m1", 1, 1, 0, NULL, NULL},
+		{"tests/models/one_value.brn", "m1", 2, 1, 0, NULL, NULL},
+		{"tests/models/one_value.brn", "m1", 2, 2, 0, NULL, NULL},
+		{"tests/models/one_value.brn", "m1", 2, 2, 1, NULL, NULL},
+		{"tests/models/add_input.brn", "w", 2, 2, 0, NULL, NULL},
+		{"tests/models/add_self.brn", "add_self", 0, 3, 0, NULL, NULL},
+		{"tests/models/add_self.brn", "add_self", 0, 2, 1, NULL, NULL},
+		{"tests/models/add_self.brn", "add_self", 0, 3, 0, knobs, " knobs"},
 	};
 	int only = argc > 2 ? atoi(argv[2]) : -1;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
@@ -315,6 +370,7 @@ int main(int argc, char **argv)
 			run_case(&cases[i]);
 	if (only < 0) {
 		schedule_case();
+		one_value_exact();
 		if (!strcmp(target, "c")) {
 			long_schedule();
 			step_folding();
@@ -330,6 +386,8 @@ int main(int argc, char **argv)
 			count_kernels("tests/models/every_op.brn", 1, 19, 49);
 			count_kernels("tests/models/mlp.brn", 0, 4, 22);
 			count_kernels("tests/models/mlp.brn", 1, 9, 24);
+			count_kernels("tests/models/add_input.brn", 0, 2, 4);
+			count_kernels("tests/models/add_self.brn", 0, 7, 17);
 		}
 	}
 	cg_cleanup();

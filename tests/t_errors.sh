@@ -175,6 +175,79 @@ EOF
 bad number_name 'number_name.brn:1:7: error: unexpected number 3; expected a name' <<'EOF'
 model 3;
 EOF
+# model names the generated C cannot take (its API is named after the model; t_names.sh)
+bad name_int 'name_int.brn:1:7: error: model name '\''int'\'' is a C keyword; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model int;
+EOF
+bad name_float 'name_float.brn:1:7: error: model name '\''float'\'' is a C keyword; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model float;
+EOF
+bad name_auto 'name_auto.brn:1:7: error: model name '\''auto'\'' is a C keyword; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model auto;
+EOF
+bad name_restrict 'name_restrict.brn:1:7: error: model name '\''restrict'\'' is a C keyword; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model restrict;
+EOF
+bad name_bool 'name_bool.brn:1:7: error: model name '\''bool'\'' is a C keyword; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model bool;
+EOF
+bad name_exp 'name_exp.brn:1:7: error: model name '\''exp'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model exp;
+EOF
+bad name_log 'name_log.brn:1:7: error: model name '\''log'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model log;
+EOF
+bad name_free 'name_free.brn:1:7: error: model name '\''free'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model free;
+EOF
+bad name_sqrtf 'name_sqrtf.brn:1:7: error: model name '\''sqrtf'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model sqrtf;
+EOF
+bad name_memcpy 'name_memcpy.brn:1:7: error: model name '\''memcpy'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model memcpy;
+EOF
+bad name_size_t 'name_size_t.brn:1:7: error: model name '\''size_t'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model size_t;
+EOF
+bad name_stdin 'name_stdin.brn:1:7: error: model name '\''stdin'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model stdin;
+EOF
+bad name_NAN 'name_NAN.brn:1:7: error: model name '\''NAN'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model NAN;
+EOF
+bad name_timespec 'name_timespec.brn:1:7: error: model name '\''timespec'\'' is a name of the C library; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model timespec;
+EOF
+bad name_brnrt 'name_brnrt.brn:1:7: error: model name '\''brnrt'\'' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model brnrt;
+EOF
+bad name_brnrt_st 'name_brnrt_st.brn:1:7: error: model name '\''brnrt_st'\'' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model brnrt_st;
+EOF
+bad name_brnrt_pool 'name_brnrt_pool.brn:1:7: error: model name '\''brnrt_pool'\'' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model brnrt_pool;
+EOF
+bad name_brnrt_error 'name_brnrt_error.brn:1:7: error: model name '\''brnrt_error'\'' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model brnrt_error;
+EOF
+bad name_brn_model 'name_brn_model.brn:1:7: error: model name '\''brn_model'\'' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model brn_model;
+EOF
+bad name_BRN_EARG 'name_BRN_EARG.brn:1:7: error: model name '\''BRN_EARG'\'' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model BRN_EARG;
+EOF
+bad name__model 'name__model.brn:1:7: error: model name '\''_model'\'' is reserved in C (a leading underscore); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model _model;
+EOF
+bad name_main 'name_main.brn:1:7: error: model name '\''main'\'' is the entry point of C programs; expected a name free in C (the generated API takes it)' caret <<'EOF'
+model main;
+EOF
+bad name_cl_int 'name_cl_int.brn:1:7: error: model name '\''cl_int'\'' is reserved for OpenCL (cl_..., CL_..., clX...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model cl_int;
+EOF
+bad name_clCreateBuffer 'name_clCreateBuffer.brn:1:7: error: model name '\''clCreateBuffer'\'' is reserved for OpenCL (cl_..., CL_..., clX...); expected a name free in C (the generated API takes it)' caret <<'EOF'
+model clCreateBuffer;
+EOF
 bad negative_batch 'negative_batch.brn:2:7: error: unexpected '\''-'\''; expected an integer' <<'EOF'
 model m;
 batch -1;
@@ -690,6 +763,21 @@ usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
 usage "brnc: --emit must be graph or dot, not 'svg'" --emit svg ok.brn
 usage "brnc: option --batch needs a value" ok.brn --batch
 usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
+# an output name that would shadow a runtime header the generated .c includes
+cat >shadow.brn <<'EOF'
+model m;
+input x[4];
+labels y[2];
+d = dense(x, 2);
+loss softmax_cross_entropy(d, y);
+EOF
+for base in brnrt brnrt_st; do
+	"$BRNC" shadow.brn -o "out/$base" >out.txt 2>err.txt
+	rc=$?
+	want="error: -o out/$base: $base.h would shadow libbrnrt's headers (brnrt*.h); expected another output name"
+	check $([ "$rc" = 1 ] && [ "$(sed -n 1p err.txt)" = "$want" ] && [ ! -e "out/$base.h" ] && echo 1) \
+		"-o out/$base: $want" "exit $rc: $(sed -n 1p err.txt)"
+done
 # outputs: never an input, never a cut or empty name, never through a shell
 usage "brnc: --shared needs -o BASE" --shared ok.brn
 check $([ ! -e m.h ] && [ ! -e m.c ] && echo 1) "--shared without -o writes nothing"

@@ -10,6 +10,10 @@ cases=(
 	"small_renorm_train_c tests/models/small_renorm.brn --mode train --target c"
 	"small_renorm_train_cl tests/models/small_renorm.brn --mode train --target opencl"
 	"residual_infer_c tests/models/residual.brn --mode infer --target c"
+	"add_input_train_c tests/models/add_input.brn --mode train --target c"
+	"add_input_train_cl tests/models/add_input.brn --mode train --target opencl"
+	"add_self_train_c tests/models/add_self.brn --mode train --target c"
+	"add_self_train_cl tests/models/add_self.brn --mode train --target opencl"
 )
 echo "1..$(( ${#cases[@]} * 3 ))"
 n=0

@@ -198,6 +198,43 @@ static void fd_model(const char *what, const char *text, int n, uint64_t seed)
 	brn_interp_close(ip);
 }
 
+/* A norm whose reduction spans one value per channel (batch 1 on flat
+ * features): mu_B is that value, so dL/dx into the norm is exactly 0, as
+ * are the gradients of the layer before it (issue 13). */
+static const char one_value[] =
+	"model m1; batch 2; input x[4]; labels y[2];\n"
+	"h = batch_renorm(dense(x, 4), alpha=1, eps=1e-5, r_max=1, d_max=1);\n"
+	"o = dense(h, 2);\n"
+	"loss softmax_cross_entropy(o, y);\n";
+
+static void one_value_exact(void)
+{
+	brn_graph g;
+	brn_diag d;
+	memset(&d, 0, sizeof d);
+	if (build(one_value, 1, &g)) {
+		ok(0, "one value per channel: builds");
+		return;
+	}
+	brn_interp *ip = open_interp(&g, 5);
+	data dt = make_data(&g, 1, 5);
+	loss_at(ip, dt.x, &dt);
+	int rc = brn_interp_backward(ip, &d);
+	const double *gx = brn_interp_input_grad(ip);
+	long cw, cb;
+	const double *gw = brn_interp_grad(ip, "h.dense.weight", &cw), *gb = brn_interp_grad(ip, "h.dense.bias", &cb);
+	int zero = rc == 0 && gw && gb;
+	for (long i = 0; zero && i < dt.count; i++)
+		zero = gx[i] == 0.0;
+	for (long i = 0; zero && i < cw; i++)
+		zero = gw[i] == 0.0;
+	for (long i = 0; zero && i < cb; i++)
+		zero = gb[i] == 0.0;
+	ok(zero, "one value per channel: dL/dx and the gradients of the dense before the norm are exactly 0");
+	free(dt.x);
+	brn_interp_close(ip);
+}
+
 /* Every op: grouped, strided, asymmetric, padded, bias-free convolutions,
  * both norms (r and d clipping on some channels), relu, two adds, both
  * pools with padding, global_avgpool, flatten, dense, a softmax inside the
@@ -563,6 +600,9 @@ int main(void)
 	brn_arena_init(&arena);
 	fd_model("every op", every_op, 4, 21);
 	fd_model("residual, n=3 of 5", residual, 3, 22);
+	fd_model("norm over 2 values", one_value, 2, 23);
+	fd_model("norm over 1 value, n=1 of 2", one_value, 1, 24);
+	one_value_exact();
 	renorm_is_norm();
 	brn_graph g;
 	if (build(stats_model, 0, &g))

@@ -1,18 +1,18 @@
-static int dev_open(model *m)
+static int brn_dev_open(brn_model *m)
 {
 	brnrt_error e;
 	/* 64-byte aligned: a vector load of 16 packed floats stays in one line */
-	size_t bytes = ((size_t)MEM_FLOATS * sizeof(float) + 63) / 64 * 64;
+	size_t bytes = ((size_t)BRN_MEM_FLOATS * sizeof(float) + 63) / 64 * 64;
 	m->host = aligned_alloc(64, bytes);
 	if (m->host)
 		memset(m->host, 0, bytes);
 	if (!m->host) {
-		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", MEM_FLOATS);
+		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", BRN_MEM_FLOATS);
 		return BRN_ENOMEM;
 	}
 	brn_isa_select();
-	if (TRAINING && !(m->dev.before = malloc((size_t)STATE_FLOATS * sizeof(float)))) {
-		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", STATE_FLOATS);
+	if (BRN_TRAINING && !(m->dev.before = malloc((size_t)BRN_STATE_FLOATS * sizeof(float)))) {
+		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", BRN_STATE_FLOATS);
 		return BRN_ENOMEM;
 	}
 	int rc = brnrt_pool_open(&m->dev.pool, 0, &e);
@@ -24,66 +24,66 @@ static int dev_open(model *m)
 	return 0;
 }
 
-static void dev_close(model *m)
+static void brn_dev_close(brn_model *m)
 {
 	brnrt_pool_close(m->dev.pool);
 	free(m->dev.before);
 	free(m->host);
 }
 
-static int dev_write(model *m, long off, const float *src, long count)
+static int brn_dev_write(brn_model *m, long off, const float *src, long count)
 {
 	if (m->host + off != src)
 		memcpy(m->host + off, src, (size_t)count * sizeof(float));
 	return 0;
 }
 
-static int dev_read(model *m, long off, float *dst, long count)
+static int brn_dev_read(brn_model *m, long off, float *dst, long count)
 {
 	if (m->host + off != dst)
 		memcpy(dst, m->host + off, (size_t)count * sizeof(float));
 	return 0;
 }
 
-static inline int dev_labels(model *m, const int32_t *y, int n)
+static inline int brn_dev_labels(brn_model *m, const int32_t *y, int n)
 {
 	(void)n;
 	m->labels = y;
 	return 0;
 }
 
-#if TRAINING
+#if BRN_TRAINING
 /* A training step that makes the state non-finite is undone: the kernels
  * update the state in place, so a copy of it is taken before. */
-static int dev_step_begin(model *m)
+static int brn_dev_step_begin(brn_model *m)
 {
-	memcpy(m->dev.before, m->host, (size_t)STATE_FLOATS * sizeof(float));
+	memcpy(m->dev.before, m->host, (size_t)BRN_STATE_FLOATS * sizeof(float));
 	return 0;
 }
 
-static int dev_step_state(model *m, const float **state)
+static int brn_dev_step_state(brn_model *m, const float **state)
 {
 	*state = m->host;
 	return 0;
 }
 
-static int dev_step_end(model *m, int keep)
+static int brn_dev_step_end(brn_model *m, int keep)
 {
 	if (!keep)
-		memcpy(m->host, m->dev.before, (size_t)STATE_FLOATS * sizeof(float));
+		memcpy(m->host, m->dev.before, (size_t)BRN_STATE_FLOATS * sizeof(float));
 	return 0;
 }
 #endif
 
-static int dev_run(model *m, int list)
+static int brn_dev_run(brn_model *m, int list)
 {
-	const struct launch *l = list ? train_kernels : infer_kernels;
+	const struct brn_launch *l = list ? brn_train_kernels : brn_infer_kernels;
 	for (; l->run; l++)
 		brnrt_pool_run_named(m->dev.pool, l->name, l->per_example ? l->items * m->n : l->items, l->run, m);
 	return 0;
 }
 
-const char *${MODEL}_device(const model *m)
+const char *${MODEL}_device(const brn_model *m)
 {
 	return m ? m->dev.name : "(no model)";
 }

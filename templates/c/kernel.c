@@ -7,7 +7,7 @@ $BODY
 
 static void ${NAME}_range(void *ctx, long begin, long end)
 {
-	const $MODEL *m = ctx;
+	const brn_model *m = ctx;
 	for (long gid = begin; gid < end; gid++)
 		$NAME(m->host, m->labels, m->n, m->step, m->lr, gid);
 }

@@ -1,6 +1,6 @@
 static void ${NAME}_range(void *ctx, long begin, long end)
 {
-	const $MODEL *m = ctx;
+	const brn_model *m = ctx;
 	void (*f)(float *restrict, const int32_t *restrict, int, int64_t, float, long, long) = ${NAME}_generic;
 #if BRN_X86
 	if (brn_isa == 2)
