@@ -218,6 +218,7 @@ def main():
     both = bool(a.brnrun)
     print(f"threads: PyTorch {torch.get_num_threads()} (torch {torch.__version__}), "
           f"ours BRN_THREADS={os.environ.get('BRN_THREADS', 'unset')}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     head = "| network | batch | mode | ours ex/s | PyTorch ex/s | ours/PyTorch |"
     if not both:
