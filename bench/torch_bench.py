@@ -15,10 +15,10 @@ thread count as our libraries:
 Every figure is the median of --runs calls after --warmup calls.
 
 With --brnrun PATH --libs DIR the same run also times our side, one case
-right after the other: `brnrun bench DIR/<net>_<t|i><batch>.so` (--mode
-train for both train rows, --mode infer for infer), and prints one table
-with the ratio ours / PyTorch (> 1: we are faster). Without them it prints
-PyTorch's figures only.
+right after the other, with BRN_THREADS set to --threads:
+`brnrun bench DIR/<net>_<t|i><batch>.so` (--mode train for both train rows,
+--mode infer for infer), and prints one table with the ratio ours / PyTorch
+(> 1: we are faster). Without them it prints PyTorch's figures only.
 """
 import argparse
 import os
@@ -172,13 +172,14 @@ def torch_infer(net, batch, warmup, runs):
         return batch / timed(lambda: frozen(x), warmup, runs)
 
 
-def ours(brnrun, libs, net, batch, train, warmup, runs):
+def ours(brnrun, libs, threads, net, batch, train, warmup, runs):
     """examples/s of our library from `brnrun bench` (the median call)."""
     lib = os.path.join(libs, f"{NETS[net][2]}_{'t' if train else 'i'}{batch}.so")
     cmd = [brnrun, "bench", lib, "--iters", str(runs), "--warmup", str(warmup)]
     if train:
         cmd.append("--train")
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, BRN_THREADS=str(threads))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     m = re.search(r"([0-9.]+) examples/s$", p.stdout.strip())
     if p.returncode != 0 or not m:
         sys.exit(f"torch_bench: {' '.join(cmd)} failed (exit {p.returncode}):\n"
@@ -202,8 +203,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--cases", default="fashion:1,4,32 resnet18:1,32")
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=10,
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=20,
                     help="timed calls per case (fewer for big cases, see --budget)")
     ap.add_argument("--budget", type=float, default=20.0,
                     help="seconds: a case whose first warm-up call is slow gets "
@@ -217,7 +218,7 @@ def main():
     torch.set_num_interop_threads(1)
     both = bool(a.brnrun)
     print(f"threads: PyTorch {torch.get_num_threads()} (torch {torch.__version__}), "
-          f"ours BRN_THREADS={os.environ.get('BRN_THREADS', 'unset')}; "
+          f"ours BRN_THREADS={a.threads}; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
           f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
     head = "| network | batch | mode | ours ex/s | PyTorch ex/s | ours/PyTorch |"
@@ -234,18 +235,19 @@ def main():
         torch_train(net, batch, True, 0, 1)
         n = runs_for((time.perf_counter() - t0) * 3)  # ours is slower; be generous
         w = min(a.warmup, 1) if n < a.runs else a.warmup
-        us_train = ours(a.brnrun, a.libs, net, batch, True, w, n) if both else None
+        us_train = ours(a.brnrun, a.libs, a.threads, net, batch, True, w, n) if both else None
         bn_ = torch_train(net, batch, False, w, n)
         brn = torch_train(net, batch, True, w, n)
-        us_inf = ours(a.brnrun, a.libs, net, batch, False, a.warmup, a.runs) if both else None
+        us_inf = ours(a.brnrun, a.libs, a.threads, net, batch, False, a.warmup, a.runs) if both else None
         inf = torch_infer(net, batch, a.warmup, a.runs)
+        print(f"torch_bench: {net} batch {batch}: train {n} runs, infer {a.runs} runs",
+              file=sys.stderr, flush=True)  # progress: the table comes at the end
         for mode, u, t in (("train (BRN)", us_train, brn), ("train (BN)", us_train, bn_),
                            ("infer", us_inf, inf)):
             if both:
                 rows.append(f"| {net} | {batch} | {mode} | {u:.1f} | {t:.1f} | {u / t:.3g} |")
             else:
                 rows.append(f"| {net} | {batch} | {mode} | {t:.1f} |")
-            print(rows[-1], file=sys.stderr, flush=True)  # progress
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("\n".join(rows))
 
