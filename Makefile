@@ -1,6 +1,7 @@
 # brnc — one plain Makefile. `make` builds the compiler, the runtime and
 # brnrun; `make test` runs the TAP suite under prove; `make demo` trains on
-# Fashion-MNIST; `make bench` compares against oneDNN. See README.md.
+# Fashion-MNIST; `make bench` compares against oneDNN and whole networks against
+# PyTorch. See README.md.
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
@@ -237,8 +238,48 @@ $(BENCH)/bench: bench/bench.c $(BENCH_MODELS:%=$(BENCH)/%.c) $(B)/libbrnrt.a
 bench: deps
 	@$(MAKE) --no-print-directory bench-run
 
-bench-run: all $(BENCH)/bench
+# --- whole networks against PyTorch --------------------------------------------------
+# examples/fashion_mnist/net.brn and bench/resnet18.brn built with `brnc --shared`
+# (C target, the generated code at plain -O2, as brnc builds it) per batch size,
+# --mode train (<model>_t<B>.so) and --mode infer (<model>_i<B>.so); timed by
+# `brnrun bench`, against the same networks in PyTorch (bench/torch_bench.py),
+# with BENCH_THREADS threads on both sides. See bench/README.md.
+NETS_DIR      := $(BENCH)/nets
+NETS_FASHION  ?= 1 4 32
+NETS_RESNET   ?= 1 32
+NETS_ARGS     ?=
+NETS_LIBS     := $(foreach b,$(NETS_FASHION),$(NETS_DIR)/fashion_cnn_t$(b).so $(NETS_DIR)/fashion_cnn_i$(b).so) \
+                 $(foreach b,$(NETS_RESNET),$(NETS_DIR)/resnet18_t$(b).so $(NETS_DIR)/resnet18_i$(b).so)
+nets_comma    := ,
+nets_list      = $(subst $(eval) ,$(nets_comma),$(strip $(1)))
+NETS_RUN       = BRN_THREADS=$(BENCH_THREADS) OMP_NUM_THREADS=$(BENCH_THREADS) \
+                 $(PYTHON) bench/torch_bench.py --threads $(BENCH_THREADS) --brnrun $(B)/brnrun \
+                 --libs $(NETS_DIR) $(NETS_ARGS) \
+                 --cases "$(if $(NETS_FASHION),fashion:$(call nets_list,$(NETS_FASHION))) $(if $(NETS_RESNET),resnet18:$(call nets_list,$(NETS_RESNET)))"
+
+$(NETS_DIR)/fashion_cnn_t%.so: $(EX_DIR)/net.brn $(B)/brnc $(B)/libbrnrt.so
+	@mkdir -p $(NETS_DIR)
+	$(B)/brnc $< --target c --mode train --batch $* --shared -o $(NETS_DIR)/fashion_cnn_t$*
+$(NETS_DIR)/fashion_cnn_i%.so: $(EX_DIR)/net.brn $(B)/brnc $(B)/libbrnrt.so
+	@mkdir -p $(NETS_DIR)
+	$(B)/brnc $< --target c --mode infer --batch $* --shared -o $(NETS_DIR)/fashion_cnn_i$*
+$(NETS_DIR)/resnet18_t%.so: bench/resnet18.brn $(B)/brnc $(B)/libbrnrt.so
+	@mkdir -p $(NETS_DIR)
+	$(B)/brnc $< --target c --mode train --batch $* --shared -o $(NETS_DIR)/resnet18_t$*
+$(NETS_DIR)/resnet18_i%.so: bench/resnet18.brn $(B)/brnc $(B)/libbrnrt.so
+	@mkdir -p $(NETS_DIR)
+	$(B)/brnc $< --target c --mode infer --batch $* --shared -o $(NETS_DIR)/resnet18_i$*
+
+# `make bench`: the oneDNN program, then the networks.
+bench-run: all $(BENCH)/bench $(NETS_LIBS)
 	BRN_THREADS=$(BENCH_THREADS) OMP_NUM_THREADS=$(BENCH_THREADS) POCL_CPU_MAX_CU_COUNT=$(BENCH_THREADS) \
 	  POCL_MAX_PTHREAD_COUNT=$(BENCH_THREADS) $(BENCH)/bench --weights $(BENCH)/conv_infer.safetensors
+	$(NETS_RUN)
 
-.PHONY: bench-run
+bench-nets: deps
+	@$(MAKE) --no-print-directory bench-nets-run
+
+bench-nets-run: all $(NETS_LIBS)
+	$(NETS_RUN)
+
+.PHONY: bench-run bench-nets bench-nets-run

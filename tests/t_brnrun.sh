@@ -236,6 +236,10 @@ check $? "bench runs" "exit $rc: $out $err"
 brnrun bench tf.so --iters 3 --train
 [ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion train_step: batch 8, 3 runs, '
 check $? "bench --train runs" "exit $rc: $out $err"
+brnrun bench tf.so --iters 4 --warmup 0
+[ "$rc" = 0 ] && echo "$out" | grep -qE '^tiny_fashion infer: batch 8, 4 runs, median [0-9.]+ ms, mean [0-9.]+ ms, min [0-9.]+ ms, [0-9.]+ examples/s$'
+check $? "bench --warmup 0: the median, mean and min of 4 calls" "exit $rc: $out $err"
+fails 2 "brnrun: --warmup wants an integer >= 0, got '-1'" bench tf.so --warmup -1
 brnrun --help
 cmds=$(grep -cE '^  (devices|bench|infer|train)( |$)' out.txt)
 [ "$rc" = 0 ] && [ "$cmds" = 4 ]

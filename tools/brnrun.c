@@ -35,8 +35,10 @@ static int cmd_train(int argc, char **argv);
 
 static const command commands[] = {
 	{"devices", "", "list the OpenCL devices of every platform", cmd_devices},
-	{"bench", "LIB.so [--model NAME] [--weights FILE] [--batch N] [--iters N] [--train]",
-	 "time inference (or training steps) of a compiled model", cmd_bench},
+	{"bench", "LIB.so [--model NAME] [--weights FILE] [--batch N] [--iters N] [--warmup N] [--train]",
+	 "time inference (or training steps) of a compiled model: N timed calls (default 20)\n"
+	 "      after the warm-up calls (default 2); examples/s from the median call",
+	 cmd_bench},
 	{"infer", "LIB.so [--model NAME] [--weights FILE] --input FILE [--output FILE] [--n N]",
 	 "run inference on FILE: raw little-endian float32 examples, or IDX images\n"
 	 "      (gzipped or not; x/255); writes raw float32 outputs to --output, else\n"
@@ -318,7 +320,7 @@ static int positive(const char *s, int *out)
 
 typedef struct bench_opts {
 	const char *lib, *model, *weights;
-	int batch, iters, train;
+	int batch, iters, warmup, train;
 } bench_opts;
 
 static int bench_args(int argc, char **argv, bench_opts *o)
@@ -338,6 +340,11 @@ static int bench_args(int argc, char **argv, bench_opts *o)
 		} else if (strcmp(a, "--iters") == 0 && more) {
 			if (positive(argv[++i], &o->iters))
 				return usage_error("--iters wants a positive integer, got '%s'", argv[i]);
+		} else if (strcmp(a, "--warmup") == 0 && more) {
+			long long v;
+			if (int_in(argv[++i], 0, 1000000, &v))
+				return usage_error("--warmup wants an integer >= 0, got '%s'", argv[i]);
+			o->warmup = (int)v;
 		} else if (a[0] == '-')
 			return usage_error("bench: unknown or incomplete option '%s'", a);
 		else if (!o->lib)
@@ -346,6 +353,12 @@ static int bench_args(int argc, char **argv, bench_opts *o)
 			return usage_error("bench: one library at a time; extra '%s'", a);
 	}
 	return o->lib ? 0 : usage_error("bench: which library?");
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
 }
 
 static int run_once(const model_api *api, void *m, const bench_opts *o, const float *x,
@@ -358,7 +371,7 @@ static int run_once(const model_api *api, void *m, const bench_opts *o, const fl
 
 static int cmd_bench(int argc, char **argv)
 {
-	bench_opts o = {0};
+	bench_opts o = {.warmup = 2};
 	model_api api;
 	void *m = NULL;
 	int rc = bench_args(argc, argv, &o);
@@ -385,7 +398,8 @@ static int cmd_bench(int argc, char **argv)
 	float *x = malloc(nx * sizeof *x);
 	float *out = malloc((size_t)o.batch * (size_t)*api.output_size * sizeof *out);
 	int32_t *y = malloc((size_t)o.batch * sizeof *y);
-	if (!x || !out || !y) {
+	double *times = malloc((size_t)o.iters * sizeof *times);
+	if (!x || !out || !y || !times) {
 		rc = fail("out of memory for a batch of %s", api.name);
 		goto done;
 	}
@@ -397,7 +411,7 @@ static int cmd_bench(int argc, char **argv)
 	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
 		goto done;
 	double best = 1e300, total = 0;
-	for (int i = -2; i < o.iters; i++) { /* two warm-up runs */
+	for (int i = -o.warmup; i < o.iters; i++) { /* warm-up calls are not timed */
 		double t0 = now_ms();
 		if (run_once(&api, m, &o, x, y, out) != 0) {
 			rc = fail("%s", api.error(m));
@@ -405,18 +419,21 @@ static int cmd_bench(int argc, char **argv)
 		}
 		double t = now_ms() - t0;
 		if (i >= 0)
-			total += t, best = t < best ? t : best;
+			times[i] = t, total += t, best = t < best ? t : best;
 	}
-	double mean = total / o.iters;
-	printf("%s %s: batch %d, %d runs, mean %.3f ms, min %.3f ms, %.0f examples/s\n", api.name,
-	       o.train ? "train_step" : "infer", o.batch, o.iters, mean, best,
-	       mean > 0 ? o.batch * 1e3 / mean : 0.0);
+	qsort(times, (size_t)o.iters, sizeof *times, cmp_double);
+	int h = o.iters / 2;
+	double mean = total / o.iters, median = o.iters % 2 ? times[h] : (times[h - 1] + times[h]) / 2;
+	printf("%s %s: batch %d, %d runs, median %.3f ms, mean %.3f ms, min %.3f ms, %.1f examples/s\n",
+	       api.name, o.train ? "train_step" : "infer", o.batch, o.iters, median, mean, best,
+	       median > 0 ? o.batch * 1e3 / median : 0.0);
 done:
 	if (m)
 		api.close(m);
 	free(x);
 	free(out);
 	free(y);
+	free(times);
 	dlclose(api.lib);
 	return rc;
 }
