@@ -584,6 +584,12 @@ static void read_knobs(ctx *c, const brn_layer_desc *l, brn_knobs *k)
 		*slots[i] = (int)v;
 		lua_pop(L, 1);
 	}
+	/* a conv work-item keeps oc_block x tile_w accumulators in private
+	 * memory (grouped convs; groups-1 convs pick their own tiles): bounded
+	 * so that no target's stack or private memory overflows */
+	if (k->oc_block * k->tile_w > 1024)
+		fail(c->L, line, "kernels(layer '%s'): oc_block x tile_w is %d accumulators per work-item; "
+		     "at most 1024", who, k->oc_block * k->tile_w);
 }
 
 static void get_kernels(ctx *c)

@@ -205,6 +205,8 @@ static void test_knobs(void)
 		{"{tile = 4}", "kernels(layer 'c1'): unknown knob 'tile' (known: oc_block, tile_w, unroll, wg_size, vec_width)"},
 		{"{vec_width = 3}", "kernels(layer 'c1'): vec_width must be 1, 2, 4 or 8 (got 3)"},
 		{"{unroll = 0}", "kernels(layer 'c1'): unroll must be an integer in 1..1024 (got 0)"},
+		{"{oc_block = 1024, tile_w = 1024}",
+		 "kernels(layer 'c1'): oc_block x tile_w is 1048576 accumulators per work-item; at most 1024"},
 		{"{wg_size = 1.5}", "kernels(layer 'c1'): wg_size must be an integer in 1..1024 (got 1.5)"},
 		{"{oc_block = '4'}", "kernels(layer 'c1'): oc_block must be an integer in 1..1024 (got string)"},
 		{"4", "kernels(layer 'c1') must return a table or nil (got number)"},
