@@ -563,12 +563,6 @@ static void model_vars(const brn_plan *p, const brn_emit_options *o, host_ctx *h
 int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)
 {
 	const brn_graph *g = p->g;
-	/* the generated .c includes "brnrt.h" &c. beside its own header: a
-	 * header of that name would take the runtime's place */
-	const char *file = strrchr(o->base, '/') ? strrchr(o->base, '/') + 1 : o->base;
-	if (!strncmp(file, "brnrt", 5))
-		return brn_diag_error(d, "", 0, 0, "-o %s: %s.h would shadow libbrnrt's headers (brnrt*.h); "
-		                      "expected another output name", o->base, file);
 	emitter E = {p, &dialects[strcmp(o->target, "opencl") == 0], d, "", 0};
 	int opencl = E.dl == &dialects[1];
 	host_ctx h = {0};

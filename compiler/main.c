@@ -189,6 +189,10 @@ static int check_base(const char *base)
 		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || *c == 0x7f)
 			return usage_error("-o '%s': the file name cannot be #included (no '\"', '\\' or control "
 			                   "characters)", base);
+	/* the generated .c includes "brnrt.h" &c. from beside its own header */
+	if (!strncmp(name, "brnrt", 5))
+		return usage_error("-o '%s': BASE.h would shadow libbrnrt's headers (brnrt*.h); expected another "
+		                   "file base", base);
 	return 0;
 }
 
