@@ -63,11 +63,7 @@ struct brnrt_pool {
 	long n;
 	int profile;           /* $BRN_PROFILE: time named runs, print at close */
 	int nrows;
-	struct prof_row {
-		const char *name;
-		long launches;
-		double ns;
-	} rows[POOL_PROF_ROWS];
+	brnrt_prof_row rows[POOL_PROF_ROWS];
 };
 
 struct worker_arg {
@@ -277,35 +273,35 @@ void brnrt_pool_run_named(brnrt_pool *pool, const char *name, long n, brnrt_task
 
 static int by_time(const void *a, const void *b)
 {
-	double x = ((const struct prof_row *)a)->ns, y = ((const struct prof_row *)b)->ns;
+	double x = ((const brnrt_prof_row *)a)->ns, y = ((const brnrt_prof_row *)b)->ns;
 	return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The table asked for with BRN_PROFILE=1, as brnrt_cl prints it for OpenCL:
- * the one other place libbrnrt prints. */
-static void prof_print(brnrt_pool *pool)
+/* The table asked for with BRN_PROFILE=1 (pool and OpenCL alike): the one
+ * place libbrnrt prints. Sorts rows by time. */
+void brnrt_prof_print(const char *device, brnrt_prof_row *rows, int n)
 {
 	double total = 0;
 	long launches = 0;
-	qsort(pool->rows, (size_t)pool->nrows, sizeof pool->rows[0], by_time);
-	for (int i = 0; i < pool->nrows; i++)
-		total += pool->rows[i].ns, launches += pool->rows[i].launches;
-	fprintf(stderr, "brnrt profile on cpu (C, %d threads): %ld launches, %.3f ms\n", pool->nthreads,
-	        launches, total / 1e6);
+	qsort(rows, (size_t)n, sizeof rows[0], by_time);
+	for (int i = 0; i < n; i++)
+		total += rows[i].ns, launches += rows[i].launches;
+	fprintf(stderr, "brnrt profile on %s: %ld launches, %.3f ms\n", device, launches, total / 1e6);
 	fprintf(stderr, "%-40s %9s %12s %12s\n", "kernel", "launches", "total ms", "mean us");
-	for (int i = 0; i < pool->nrows; i++) {
-		const struct prof_row *r = &pool->rows[i];
-		fprintf(stderr, "%-40s %9ld %12.3f %12.1f\n", r->name, r->launches, r->ns / 1e6,
-		        r->launches ? r->ns / 1e3 / (double)r->launches : 0.0);
-	}
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "%-40s %9ld %12.3f %12.1f\n", rows[i].name, rows[i].launches, rows[i].ns / 1e6,
+		        rows[i].launches ? rows[i].ns / 1e3 / (double)rows[i].launches : 0.0);
 }
 
 void brnrt_pool_close(brnrt_pool *pool)
 {
 	if (!pool)
 		return;
-	if (pool->profile && pool->nrows)
-		prof_print(pool);
+	if (pool->profile && pool->nrows) {
+		char device[64];
+		snprintf(device, sizeof device, "cpu (C, %d threads)", pool->nthreads);
+		brnrt_prof_print(device, pool->rows, pool->nrows);
+	}
 	stop_workers(pool, pool->nthreads - 1);
 	free_pool(pool);
 }

@@ -54,4 +54,12 @@ void brnrt_pool_run(brnrt_pool *pool, long n, brnrt_task task, void *ctx);
 void brnrt_pool_run_named(brnrt_pool *pool, const char *name, long n, brnrt_task task, void *ctx);
 void brnrt_pool_close(brnrt_pool *pool);
 
+/* Time per kernel, for libbrnrt's own profile tables (pool and OpenCL). */
+typedef struct brnrt_prof_row {
+	const char *name;
+	long launches;
+	double ns;
+} brnrt_prof_row;
+void brnrt_prof_print(const char *device, brnrt_prof_row *rows, int n);
+
 #endif

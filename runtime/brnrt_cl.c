@@ -371,28 +371,16 @@ static int prof_row_of(brnrt_cl *cl, const char *name)
 	return cl->nrows++;
 }
 
-static int by_time(const void *a, const void *b)
-{
-	double x = ((const prof_row *)a)->ns, y = ((const prof_row *)b)->ns;
-	return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The one place libbrnrt prints: the table asked for with BRN_PROFILE=1. */
+/* The table, printed by brnrt_prof_print as the CPU pool's is. */
 static void prof_print(brnrt_cl *cl)
 {
-	double total = 0;
-	long launches = 0;
-	qsort(cl->rows, (size_t)cl->nrows, sizeof cl->rows[0], by_time);
-	for (int i = 0; i < cl->nrows; i++)
-		total += cl->rows[i].ns, launches += cl->rows[i].launches;
-	fprintf(stderr, "brnrt profile on %s: %ld launches, %.3f ms\n", cl->info.name, launches,
-	        total / 1e6);
-	fprintf(stderr, "%-40s %9s %12s %12s\n", "kernel", "launches", "total ms", "mean us");
+	brnrt_prof_row rows[PROF_KERNELS];
 	for (int i = 0; i < cl->nrows; i++) {
-		const prof_row *r = &cl->rows[i];
-		fprintf(stderr, "%-40s %9ld %12.3f %12.1f\n", r->name, r->launches, r->ns / 1e6,
-		        r->launches ? r->ns / 1e3 / (double)r->launches : 0.0);
+		rows[i].name = cl->rows[i].name;
+		rows[i].launches = cl->rows[i].launches;
+		rows[i].ns = cl->rows[i].ns;
 	}
+	brnrt_prof_print(cl->info.name, rows, cl->nrows);
 }
 
 void brnrt_cl_close(brnrt_cl *cl)

@@ -5,7 +5,10 @@
 #include "tap.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 struct sum_ctx {
 	long *hits;         /* hits[i] counts visits of i */
@@ -214,6 +217,57 @@ static void test_errors(void)
 	is_int(brnrt_errorf(NULL, BRN_EARG, "ignored"), BRN_EARG, "errorf takes a NULL error");
 }
 
+static void nothing(void *ctx, long begin, long end)
+{
+	(void)ctx; (void)begin; (void)end;
+}
+
+/* BRN_PROFILE=1: named runs are timed, and close prints one row per name
+ * (sorted by time) on stderr; without it nothing is printed. */
+static void test_profile(void)
+{
+	char path[] = "/tmp/t_rt_pool_XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	brnrt_pool *pool = NULL;
+	if (fd < 0 || saved < 0) {
+		ok(0, "profile: temp file");
+		return;
+	}
+	fflush(stderr);
+	dup2(fd, 2);
+	setenv("BRN_PROFILE", "1", 1);
+	int rc = brnrt_pool_open(&pool, 2, NULL);
+	unsetenv("BRN_PROFILE");
+	brnrt_pool_run_named(pool, "k_a", 100, nothing, NULL);
+	brnrt_pool_run_named(pool, "k_a", 100, nothing, NULL);
+	brnrt_pool_run_named(pool, "k_b", 100, nothing, NULL);
+	brnrt_pool_close(pool);
+	brnrt_pool_open(&pool, 2, NULL);
+	brnrt_pool_run_named(pool, "k_quiet", 100, nothing, NULL);
+	brnrt_pool_close(pool);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	char text[2048] = "";
+	FILE *f = fopen(path, "r");
+	size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+	text[got] = 0;
+	if (f)
+		fclose(f);
+	close(fd);
+	unlink(path);
+	const char *a = strstr(text, "\nk_a "), *b = strstr(text, "\nk_b ");
+	long la = 0, lb = 0;
+	if (a)
+		sscanf(a + 4, "%ld", &la);
+	if (b)
+		sscanf(b + 4, "%ld", &lb);
+	ok(rc == 0 && strncmp(text, "brnrt profile on cpu (C, 2 threads): 3 launches, ", 49) == 0,
+	   "profile: a title with the launches");
+	ok(la == 2 && lb == 1, "profile: one row per name with its launches (k_a %ld, k_b %ld)", la, lb);
+	ok(!strstr(text, "k_quiet"), "profile: nothing printed without BRN_PROFILE");
+}
+
 int main(void)
 {
 	test_sums();
@@ -221,5 +275,6 @@ int main(void)
 	test_many_runs();
 	test_inline_and_env();
 	test_errors();
+	test_profile();
 	return done_testing();
 }
