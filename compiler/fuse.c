@@ -880,13 +880,23 @@ static void backward_pool(lower *L, const brn_node *n)
 		kernel(L, "gap_bwd", n, "gap_bwd", brn_shape_count(x->shape), 1);
 		num(L, "HW", (long)x->shape[2] * x->shape[3]);
 	} else {
-		kernel(L, "pool_bwd", n, "pool_bwd", brn_shape_count(x->shape), 1);
+		/* windows that tile the input (stride = kernel, no pad): a row per
+		 * work-item, each input in at most one window; else the gather */
+		int tiled = n->stride[0] == n->kernel[0] && n->stride[1] == n->kernel[1] && !n->pad[0] && !n->pad[1];
+		if (tiled)
+			kernel(L, "pool_bwd_tiled", n, "pool_bwd", (long)x->shape[1] * x->shape[2], 1);
+		else
+			kernel(L, "pool_bwd", n, "pool_bwd", brn_shape_count(x->shape), 1);
 		shape_vars(L, x, n);
 		window_vars(L, n);
 		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
-		num(L, "TILED", n->stride[0] == n->kernel[0] && n->stride[1] == n->kernel[1] && !n->pad[0] && !n->pad[1]);
 		var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
 		buf_var(L, "X", value_buf(L, x->id));
+		if (tiled) {
+			buf_var(L, "DY", L->gbuf[n->id]);
+			store_at(L, "STORE_DX", "DX", x->id, "o");
+			return;
+		}
 	}
 	buf_var(L, "DY", L->gbuf[n->id]);
 	store(L, "STORE_DX", "DX", x->id);
