@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,8 @@ struct brnrt_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t work;   /* signalled when a run starts or on close */
 	pthread_cond_t done;   /* signalled when pending drops to 0 */
-	unsigned long generation;
-	int pending;
+	_Atomic unsigned long generation;
+	_Atomic int pending;
 	int quit;
 	brnrt_task task;
 	void *ctx;
@@ -72,6 +73,17 @@ struct worker_arg {
 };
 
 /* Chunk i of n items over t threads: the first n % t chunks get one more. */
+/* Spins of a worker waiting for the next run, and of the caller waiting
+ * for the workers, before they block (about 0.1 ms). */
+enum { POOL_SPINS = 4000 };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
 static void chunk(long n, int t, int i, long *begin, long *end)
 {
 	long base = n / t, rem = n % t;
@@ -88,8 +100,12 @@ static void *worker(void *p)
 	unsigned long seen = 0;
 
 	free(arg);
-	pthread_mutex_lock(&pool->mu);
 	for (;;) {
+		/* a short spin first: a kernel is often followed by another within
+		 * microseconds, and a futex wake-up costs tens of them */
+		for (int i = 0; i < POOL_SPINS && atomic_load(&pool->generation) == seen; i++)
+			cpu_relax();
+		pthread_mutex_lock(&pool->mu);
 		while (!pool->quit && pool->generation == seen)
 			pthread_cond_wait(&pool->work, &pool->mu);
 		if (pool->quit)
@@ -105,6 +121,7 @@ static void *worker(void *p)
 		pthread_mutex_lock(&pool->mu);
 		if (--pool->pending == 0)
 			pthread_cond_signal(&pool->done);
+		pthread_mutex_unlock(&pool->mu);
 	}
 	pthread_mutex_unlock(&pool->mu);
 	return NULL;
@@ -244,6 +261,8 @@ void brnrt_pool_run(brnrt_pool *pool, long n, brnrt_task task, void *ctx)
 	chunk(n, pool->nthreads, 0, &begin, &end);
 	task(ctx, begin, end);
 
+	for (int i = 0; i < POOL_SPINS && atomic_load(&pool->pending) > 0; i++)
+		cpu_relax();
 	pthread_mutex_lock(&pool->mu);
 	while (pool->pending > 0)
 		pthread_cond_wait(&pool->done, &pool->mu);
