@@ -19,6 +19,10 @@ bad=(int float auto restrict exp log free sqrtf memcpy brnrt brnrt_st brnrt_pool
 	brn_model BRN_MEM_FLOATS _model main cl_int size_t stdin NAN timespec)
 compilers=()
 for c in gcc clang; do command -v $c >/dev/null && compilers+=("$c"); done
+# under make asan the library carries its compiler's sanitizer runtime: link
+# with that compiler and the same flags only
+san=${BRN_SAN:-}
+[ -n "$san" ] && compilers=("${BRN_CC:-cc}")
 echo "1..$(( ${#good[@]} * (2 * (${#compilers[@]} + 1) + 1) + ${#bad[@]} * 2 ))"
 n=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
@@ -78,7 +82,7 @@ for name in "${good[@]}"; do
 		[ -s "$dir/err" ] && head -n 5 "$dir/err" >&2
 		for cc in "${compilers[@]}"; do
 			# shellcheck disable=SC2086
-			$cc -std=c11 -O0 -Wall -Wextra -Werror -Iruntime -I"$dir" "$dir/$name.c" "$dir/main.c" $libs \
+			$cc -std=c11 -O0 -Wall -Wextra -Werror $san -Iruntime -I"$dir" "$dir/$name.c" "$dir/main.c" $libs \
 				-o "$dir/prog-$cc" 2>"$dir/cc.err"
 			check $? "model $name, --target $target: compiles and links with $cc -Wall -Wextra -Werror"
 			[ -s "$dir/cc.err" ] && head -n 10 "$dir/cc.err" >&2
