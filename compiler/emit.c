@@ -252,7 +252,8 @@ static const char *isa_lookup(void *ctx, const char *key)
 /* A kernel with a whole-function template of the dialect: C renders it once
  * per ISA (x86 variants under BRN_X86), then a range function that calls
  * the variant brn_isa_select() chose. */
-static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const char *text, const char *path)
+static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const char *text, const char *path,
+                            const char *body)
 {
 	const char *range = brn_template_find("c/whole/isa_range.c");
 	const char *obg = brn_kernel_var(k, "OBG");
@@ -266,7 +267,7 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
 	          "#pragma GCC optimize(\"fp-contract=fast\", \"tree-vectorize\", \"vect-cost-model=dynamic\")\n#endif\n#if BRN_X86\n");
 	for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
-		isa_ctx c = {{E, k, NULL, "", ""}, &isas[i], "", "", "", ""};
+		isa_ctx c = {{E, k, body, "", ""}, &isas[i], "", "", "", ""};
 		int ob = obg && atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
 		snprintf(c.vl, sizeof c.vl, "%d", isas[i].vl);
 		snprintf(c.nv, sizeof c.nv, "%d", 16 / isas[i].vl);
@@ -299,7 +300,7 @@ static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 	snprintf(path, sizeof path, "%s/whole/%s.c", E->dl->name, k->tmpl);
 	const char *whole = brn_template_find(path);
 	if (whole) {
-		emit_isa_kernel(E, out, k, whole, path);
+		emit_isa_kernel(E, out, k, whole, path, NULL);
 		return;
 	}
 	snprintf(path, sizeof path, "kernels/%s.k", k->tmpl);
@@ -330,6 +331,15 @@ static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 	if (vec)
 		puts_(&b, "\t}\n");
 	c.body = b.s ? b.s : "";
+	/* a body that gains from vector code (fuse.c sets ISA_LOOP): C compiles
+	 * it once per ISA, as the whole-function kernels */
+	const char *loop = brn_kernel_var(k, "ISA_LOOP") ? brn_template_find("c/isa_loop.c") : NULL;
+	if (loop && !strcmp(E->dl->name, "c") && !vec) {
+		emit_isa_kernel(E, out, k, loop, "c/isa_loop.c", c.body);
+		out->bad |= b.bad;
+		free(b.s);
+		return;
+	}
 	E->tmpl = E->dl->kernel;
 	render(E, &w, wrap, kernel_lookup, &c);
 	if (w.s)

@@ -623,11 +623,23 @@ static void lower_norm_train(lower *L, const brn_node *n, long stats)
 	set_out(L, last, &e);
 }
 
+/* Windows that tile the input (stride = kernel, no pad): every input in at
+ * most one window and no bounds to check, so the pool kernels take a row
+ * per work-item. */
+static int pool_tiles(const brn_node *n)
+{
+	return n->stride[0] == n->kernel[0] && n->stride[1] == n->kernel[1] && !n->pad[0] && !n->pad[1];
+}
+
 static void lower_pool(lower *L, const brn_node *n, const char *tmpl)
 {
 	const brn_node *x = &L->g->nodes[n->in[0]];
 	epilogue e = {""};
-	kernel(L, tmpl, n, tmpl, brn_shape_count(n->shape), 1);
+	if (n->op != BRN_OP_GLOBAL_AVGPOOL && pool_tiles(n)) {
+		kernel(L, "pool_fwd_tiled", n, tmpl, (long)n->shape[1] * n->shape[2], 1);
+		var(L, "ISA_LOOP", "1");
+	} else
+		kernel(L, tmpl, n, tmpl, brn_shape_count(n->shape), 1);
 	shape_vars(L, x, n);
 	if (n->op == BRN_OP_GLOBAL_AVGPOOL) {
 		num(L, "HW", (long)x->shape[2] * x->shape[3]);
@@ -880,13 +892,13 @@ static void backward_pool(lower *L, const brn_node *n)
 		kernel(L, "gap_bwd", n, "gap_bwd", brn_shape_count(x->shape), 1);
 		num(L, "HW", (long)x->shape[2] * x->shape[3]);
 	} else {
-		/* windows that tile the input (stride = kernel, no pad): a row per
-		 * work-item, each input in at most one window; else the gather */
-		int tiled = n->stride[0] == n->kernel[0] && n->stride[1] == n->kernel[1] && !n->pad[0] && !n->pad[1];
-		if (tiled)
-			kernel(L, "pool_bwd_tiled", n, "pool_bwd", (long)x->shape[1] * x->shape[2], 1);
-		else
+		int tiled = pool_tiles(n); /* else the gather */
+		if (tiled) {
+			kernel(L, "pool_bwd_tiled", n, "pool_bwd", (long)n->shape[1] * n->shape[2], 1);
+			var(L, "ISA_LOOP", "1");
+		} else {
 			kernel(L, "pool_bwd", n, "pool_bwd", brn_shape_count(x->shape), 1);
+		}
 		shape_vars(L, x, n);
 		window_vars(L, n);
 		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
