@@ -274,12 +274,24 @@ $(NETS_DIR)/resnet18_i%.so: bench/resnet18.brn $(B)/brnc $(B)/libbrnrt.so
 bench-run: all $(BENCH)/bench $(NETS_LIBS)
 	BRN_THREADS=$(BENCH_THREADS) OMP_NUM_THREADS=$(BENCH_THREADS) POCL_CPU_MAX_CU_COUNT=$(BENCH_THREADS) \
 	  POCL_MAX_PTHREAD_COUNT=$(BENCH_THREADS) $(BENCH)/bench --weights $(BENCH)/conv_infer.safetensors
+	$(KERNELS_RUN)
 	$(NETS_RUN)
 
 bench-nets: deps
 	@$(MAKE) --no-print-directory bench-nets-run
 
+# Per-kernel cases (conv forward, backward-data, backward-weights; 1x1,
+# stride 2, depthwise, dense) against oneDNN's primitives: bench/kernels.py.
+KERNELS_RUN = $(PYTHON) bench/kernels.py --bench $(BENCH)/bench --brnc $(B)/brnc --brnrun $(B)/brnrun \
+              --dir $(BENCH)/kernels --threads $(BENCH_THREADS)
+
+bench-kernels: deps
+	@$(MAKE) --no-print-directory bench-kernels-run
+
+bench-kernels-run: all $(BENCH)/bench
+	$(KERNELS_RUN)
+
 bench-nets-run: all $(NETS_LIBS)
 	$(NETS_RUN)
 
-.PHONY: bench-run bench-nets bench-nets-run
+.PHONY: bench-run bench-nets bench-nets-run bench-kernels bench-kernels-run

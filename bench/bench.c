@@ -453,6 +453,113 @@ static double onednn_train(double *same)
 	return full;
 }
 
+/* --- per-kernel cases (bench --kernels; bench/kernels.py adds ours) ------------ */
+
+/* A conv (kern > 0) or a dense layer (kern == 0: c inputs, k outputs). */
+struct kcase {
+	const char *name;
+	int n, c, k, hw, kern, stride, pad, groups;
+};
+
+static const struct kcase kcases[] = {
+	{"conv3x3", 8, 64, 64, 28, 3, 1, 1, 1},
+	{"conv1x1", 8, 64, 256, 28, 1, 1, 0, 1},
+	{"conv3x3s2", 8, 64, 128, 56, 3, 2, 1, 1},
+	{"dw3x3", 8, 128, 128, 28, 3, 1, 1, 128},
+	{"dense", 32, 2048, 1000, 1, 0, 1, 0, 1},
+};
+
+/* Median ms of one primitive whose memories oneDNN allocates in the layouts
+ * its pd asks for (filled with small random values). */
+static double time_primitive(const char *name, const_dnnl_primitive_desc_t pd, const int *which, int n)
+{
+	struct pipeline pl = {0};
+	struct step *s = add_step(&pl, name, pd);
+	static const dnnl_query_t query[] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md,
+	                                     dnnl_query_diff_src_md, dnnl_query_diff_weights_md,
+	                                     dnnl_query_diff_dst_md};
+	static const int argk[] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_DIFF_SRC,
+	                           DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST};
+	dnnl_memory_t mems[8];
+	for (int i = 0; i < n; i++) {
+		const dnnl_memory_desc_t *md = md_of(pd, query[which[i]]);
+		mems[i] = mem_new(md, NULL);
+		void *p;
+		dnnl_memory_get_data_handle(mems[i], &p);
+		float *f = p;
+		for (size_t j = 0; j < dnnl_memory_desc_get_size(md) / sizeof(float); j++)
+			f[j] = 0.1f * urand();
+		arg(s, argk[which[i]], mems[i]);
+	}
+	double ms = time_ms(run_pipeline, &pl, name);
+	free_pipeline(&pl);
+	for (int i = 0; i < n; i++)
+		dnnl_memory_destroy(mems[i]);
+	return ms;
+}
+
+enum { Q_SRC, Q_WEI, Q_DST, Q_DSRC, Q_DWEI, Q_DDST };
+
+/* oneDNN's forward (training, no post-ops), backward-data and
+ * backward-weights times of one case, layouts of its choosing. */
+static void onednn_kernel_case(const struct kcase *kc)
+{
+	int oh = kc->kern ? (kc->hw + 2 * kc->pad - kc->kern) / kc->stride + 1 : 1;
+	dnnl_memory_desc_t src, wei, dst;
+	dnnl_primitive_desc_t f, bd, bw;
+	if (kc->kern) {
+		int g = kc->groups;
+		dnnl_dims_t sd = {kc->n, kc->c, kc->hw, kc->hw}, dd = {kc->n, kc->k, oh, oh};
+		dnnl_dims_t wg = {g, kc->k / g, kc->c / g, kc->kern, kc->kern}, w1 = {kc->k, kc->c, kc->kern, kc->kern};
+		dnnl_dims_t st = {kc->stride, kc->stride}, pd = {kc->pad, kc->pad};
+		src = md_tag(4, sd, dnnl_format_tag_any), dst = md_tag(4, dd, dnnl_format_tag_any);
+		wei = g > 1 ? md_tag(5, wg, dnnl_format_tag_any) : md_tag(4, w1, dnnl_format_tag_any);
+		dnnl_convolution_desc_t cf, cb, cw;
+		dn(dnnl_convolution_forward_desc_init(&cf, dnnl_forward_training, dnnl_convolution_direct,
+		                                      &src, &wei, NULL, &dst, st, pd, pd), kc->name);
+		dn(dnnl_primitive_desc_create(&f, &cf, NULL, eng, NULL), kc->name);
+		dn(dnnl_convolution_backward_data_desc_init(&cb, dnnl_convolution_direct, &src, &wei, &dst,
+		                                            st, pd, pd), kc->name);
+		dn(dnnl_primitive_desc_create(&bd, &cb, NULL, eng, f), kc->name);
+		dn(dnnl_convolution_backward_weights_desc_init(&cw, dnnl_convolution_direct, &src, &wei,
+		                                               NULL, &dst, st, pd, pd), kc->name);
+		dn(dnnl_primitive_desc_create(&bw, &cw, NULL, eng, f), kc->name);
+	} else {
+		dnnl_dims_t sd = {kc->n, kc->c}, wd = {kc->k, kc->c}, dd = {kc->n, kc->k};
+		src = md_tag(2, sd, dnnl_format_tag_any), dst = md_tag(2, dd, dnnl_format_tag_any);
+		wei = md_tag(2, wd, dnnl_format_tag_any);
+		dnnl_inner_product_desc_t df, db, dw;
+		dn(dnnl_inner_product_forward_desc_init(&df, dnnl_forward_training, &src, &wei, NULL, &dst),
+		   kc->name);
+		dn(dnnl_primitive_desc_create(&f, &df, NULL, eng, NULL), kc->name);
+		dn(dnnl_inner_product_backward_data_desc_init(&db, &src, &wei, &dst), kc->name);
+		dn(dnnl_primitive_desc_create(&bd, &db, NULL, eng, f), kc->name);
+		dn(dnnl_inner_product_backward_weights_desc_init(&dw, &src, &wei, NULL, &dst), kc->name);
+		dn(dnnl_primitive_desc_create(&bw, &dw, NULL, eng, f), kc->name);
+	}
+	static const int fwd[] = {Q_SRC, Q_WEI, Q_DST}, bwd_d[] = {Q_DDST, Q_WEI, Q_DSRC},
+	                 bwd_w[] = {Q_SRC, Q_DDST, Q_DWEI};
+	double tf = time_primitive("fwd", f, fwd, 3), td = time_primitive("bwd data", bd, bwd_d, 3),
+	       tw = time_primitive("bwd weights", bw, bwd_w, 3);
+	const char *impl = "";
+	dnnl_primitive_desc_query(f, dnnl_query_impl_info_str, 0, &impl);
+	printf("case %s n=%d c=%d k=%d hw=%d kernel=%d stride=%d pad=%d groups=%d "
+	       "fwd=%.4f bwd_data=%.4f bwd_weights=%.4f impl=%s\n", kc->name, kc->n, kc->c, kc->k,
+	       kc->hw, kc->kern, kc->stride, kc->pad, kc->groups, tf, td, tw, impl);
+	dnnl_primitive_desc_destroy(f), dnnl_primitive_desc_destroy(bd), dnnl_primitive_desc_destroy(bw);
+}
+
+static int kernel_cases(void)
+{
+	dn(dnnl_engine_create(&eng, dnnl_cpu, 0), "engine");
+	dn(dnnl_stream_create(&strm, eng, dnnl_stream_default_flags), "stream");
+	for (size_t i = 0; i < sizeof kcases / sizeof kcases[0]; i++)
+		onednn_kernel_case(&kcases[i]);
+	dnnl_stream_destroy(strm);
+	dnnl_engine_destroy(eng);
+	return 0;
+}
+
 /* --- the table ---------------------------------------------------------------- */
 
 struct row {
@@ -520,16 +627,21 @@ static void write_weights(const char *path, float *w, float *bias)
 int main(int argc, char **argv)
 {
 	const char *weights = "build/bench/conv_infer.safetensors";
+	int kernels = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--weights") && i + 1 < argc)
 			weights = argv[++i];
+		else if (!strcmp(argv[i], "--kernels"))
+			kernels = 1;
 		else
-			die(argv[i], "usage: bench [--runs N (1..256)] [--weights TMPFILE]");
+			die(argv[i], "usage: bench [--runs N (1..256)] [--weights TMPFILE] [--kernels]");
 	}
 	if (runs < 1 || runs > 256)
 		die("--runs", "must be 1..256");
+	if (kernels) /* oneDNN's side of bench/kernels.py, a line per case */
+		return kernel_cases();
 	const char *bt = getenv("BRN_THREADS"), *ot = getenv("OMP_NUM_THREADS");
 	printf("brnc bench: median of %d runs after %d warm-up runs, CLOCK_MONOTONIC\n", runs, WARMUP);
 	printf("threads: BRN_THREADS=%s (ours), OMP_NUM_THREADS=%s (oneDNN %d.%d.%d, OpenMP)\n",

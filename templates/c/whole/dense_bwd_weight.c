@@ -1,5 +1,6 @@
 /* $COMMENT, $ISA: dL/dw (and dL/db) of dense and the SGD step, for runs of
- * consecutive weights of one output so that the loop over them vectorizes */
+ * up to 256 weights of one output: rows of x are read in runs that the
+ * hardware prefetches, and the loop over them vectorizes */
 static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, const int32_t *restrict labels, int n, int64_t step, float lr, long begin, long end)
 {
 	(void)labels; (void)step;
@@ -7,14 +8,14 @@ static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, const int32_t *restrict 
 	for (; at < end && at < (long)$OUT * $IN;) {
 		const int o = (int)(at / $IN), i0 = (int)(at % $IN);
 		const int i1 = end - at < $IN - i0 ? i0 + (int)(end - at) : $IN;
-		for (int c0 = i0; c0 < i1; c0 += 16) {
-			const int len = i1 - c0 < 16 ? i1 - c0 : 16;
-			float lane[16] = {0};
+		for (int c0 = i0; c0 < i1; c0 += 256) {
+			const int len = i1 - c0 < 256 ? i1 - c0 : 256;
+			float lane[256] = {0};
 			for (int b = 0; b < n; b++) {
 				const float g = mem[$DY + (long)b * $OUT + o];
 				const float *x = mem + $X + (long)b * $IN + c0;
-				if (len == 16)
-					for (int l = 0; l < 16; l++)
+				if (len == 256)
+					for (int l = 0; l < 256; l++)
 						lane[l] += g * x[l];
 				else
 					for (int l = 0; l < len; l++)
