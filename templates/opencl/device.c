@@ -15,8 +15,11 @@ static int brn_dev_open(brn_model *m)
 		snprintf(m->err, sizeof m->err, "out of memory (%ld floats)", BRN_STATE_FLOATS);
 		return BRN_ENOMEM;
 	}
+	/* -w: a build's warnings would reach the user's terminal from the
+	 * driver (POCL prints "N warnings generated." about its own float16
+	 * builtins on CPUs without AVX-512); errors still fail the build */
 	if ((rc = brnrt_cl_open(&m->dev.cl, NULL, &e)) ||
-	    (rc = brnrt_cl_build(m->dev.cl, brn_cl_source, "-cl-std=CL1.2", &m->dev.prog, NULL, &e)) ||
+	    (rc = brnrt_cl_build(m->dev.cl, brn_cl_source, "-cl-std=CL1.2 -w", &m->dev.prog, NULL, &e)) ||
 	    (rc = brnrt_cl_alloc(m->dev.cl, (size_t)BRN_MEM_FLOATS * sizeof(float), &m->dev.mem, &e)) ||
 	    (rc = brnrt_cl_alloc(m->dev.cl, ${BATCH} * sizeof(cl_int), &m->dev.labels, &e)))
 		return brn_cl_fail(m, rc, &e);
