@@ -10,7 +10,7 @@ layer, so that the layer's input needs dL/dx), built with `brnc --mode
 train --shared`, its train step run by `brnrun bench` with BRN_PROFILE=1;
 a pass's time is the sum of the mean times of that layer's kernels:
   forward          conv_pack + conv_fwd        (dense_fwd)
-  backward-data    conv_pack_t + conv_dy_up + conv_bwd_data   (dense_bwd_data)
+  backward-data    conv_pack_t + conv_bwd_data   (dense_bwd_data)
   backward-weights conv_dy16 + conv_bwd_weight, SGD step fused (dense_bwd_weight)
 See bench/README.md.
 """
@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 PASSES = (("fwd", "forward", ("conv_pack", "conv_fwd", "dense_fwd")),
-          ("bwd_data", "backward-data", ("conv_pack_t", "conv_dy_up", "conv_bwd_data", "dense_bwd_data")),
+          ("bwd_data", "backward-data", ("conv_pack_t", "conv_bwd_data", "dense_bwd_data")),
           ("bwd_weights", "backward-weights", ("conv_dy16", "conv_bwd_weight", "dense_bwd_weight")))
 
 

@@ -395,10 +395,10 @@ static long bias_off(lower *L, const brn_node *n)
  * one vector load gives a tap's weights for a block of channels; the conv16
  * kernel keeps a tile of output channels x columns in registers (templates
  * c/whole/conv16.c per ISA, opencl/kernels/conv16.k). Activations stay
- * NCHW. flip: dL/dx of the conv, the same kernel run on dL/dy (spread over
- * a stride-1 grid by conv_dy_up when strided: S^2 more multiplies by zero,
- * still far faster than a scalar gather) with the transposed, flipped
- * weights and pad KH-1-PH. */
+ * NCHW. flip: dL/dx of the conv, the same kernel run on dL/dy with the
+ * transposed, flipped weights and pad KH-1-PH; a strided conv's dL/dx is
+ * that conv transposed (TSH x TSW): each column phase of dL/dx takes only
+ * its own taps, so no multiply is by a zero. */
 static int conv16_fits(const brn_node *n)
 {
 	return n->groups == 1;
@@ -424,42 +424,24 @@ static void conv16(lower *L, const brn_node *n, int flip)
 	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
 	buf_var(L, "WP", wp);
 
-	/* dL/dx of a strided conv: dL/dy spread over a stride-1 grid first */
-	int sh = n->stride[0], sw = n->stride[1], up = -1;
-	int uh = (n->shape[2] - 1) * sh + 1, uw = (n->shape[3] - 1) * sw + 1;
-	if (flip && (sh > 1 || sw > 1)) {
-		up = new_buf(L, brn_arena_printf(L->a, "d%s.spread", n->name), (long)L->g->batch * ip * uh * uw);
-		kernel(L, "conv_dy_up", n, "conv_dy_up", (long)ip * uh, 1);
-		num(L, "UH", uh);
-		num(L, "UW", uw);
-		num(L, "SH", sh);
-		num(L, "SW", sw);
-		num(L, "OH", n->shape[2]);
-		num(L, "OW", n->shape[3]);
-		buf_var(L, "DY", L->gbuf[n->id]);
-		buf_var(L, "UP", up);
-	}
-
 	kernel(L, "conv16", n, flip ? "conv_bwd_data" : "conv_fwd", 0, 1);
 	shape_vars(L, in, out);
 	window_vars(L, n);
+	/* dL/dx: transposed, strides TSH x TSW over dL/dy */
+	num(L, "TSH", flip ? n->stride[0] : 1);
+	num(L, "TSW", flip ? n->stride[1] : 1);
 	if (flip) {
 		num(L, "PH", kh - 1 - n->pad[0]);
 		num(L, "PW", kw - 1 - n->pad[1]);
 		num(L, "SH", 1);
 		num(L, "SW", 1);
 	}
-	if (up >= 0) {
-		num(L, "H", uh);
-		num(L, "W", uw);
-		num(L, "HW", (long)uh * uw);
-	}
 	num(L, "KB", kb);
 	num(L, "OBG", obg);
 	num(L, "KGRP", kb / obg);
 	num(L, "CLRW", 8);
 	buf_var(L, "WP", wp);
-	buf_var(L, "X", up >= 0 ? up : flip ? L->gbuf[n->id] : value_buf(L, n->in[0]));
+	buf_var(L, "X", flip ? L->gbuf[n->id] : value_buf(L, n->in[0]));
 	/* per example: groups of channel blocks x output rows */
 	L->k->items = (long)(kb / obg) * out->shape[2];
 }

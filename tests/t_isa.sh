@@ -2,10 +2,11 @@
 # The vector conv kernels (conv16) have one function per ISA, chosen at open
 # by CPU features; BRN_ISA forces a lower one. Each variant this machine can
 # run is checked against the interpreter on the t_codegen cases whose convs
-# have edge, middle and partial tiles (wide.brn) and odd shapes.
+# have edge, middle and partial tiles (wide.brn), odd shapes, and strided
+# convs whose dL/dx is the transposed kernel (strided.brn).
 set -u
 build=${BRN_BUILD:-build}
-cases=(6 12 13 14)
+cases=(6 12 13 14 23 24)
 isas=(generic)
 grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && isas+=(avx2)
 grep -qw avx512f /proc/cpuinfo && isas+=(avx512)

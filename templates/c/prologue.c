@@ -21,6 +21,9 @@
 #else
 #define BRN_UNROLL _Pragma("GCC unroll 32")
 #endif
+/* Division rounding up and down, for tile bounds that may be negative. */
+#define BRN_CEIL_DIV(a, s) ((a) >= 0 ? ((a) + (s) - 1) / (s) : -(-(a) / (s)))
+#define BRN_FLOOR_DIV(a, s) ((a) >= 0 ? (a) / (s) : -((-(a) + (s) - 1) / (s)))
 typedef float brn_vf16 __attribute__((vector_size(64), aligned(4), may_alias));
 typedef float brn_vf8 __attribute__((vector_size(32), aligned(4), may_alias));
 typedef float brn_vf4 __attribute__((vector_size(16), aligned(4), may_alias));

@@ -1,8 +1,12 @@
 /* $COMMENT, $ISA: a register tile is $OB x 16 output channels x $RW
  * columns of one row; out-of-image taps of the edge tiles drop out at
- * compile time (ow0, rw and edge are constants there) */
+ * compile time (ow0, rw, edge and ph are constants there).
+ * Transposed ($TSH x $TSW > 1: dL/dx of a strided conv, read straight from
+ * dL/dy): output column ph + $TSW (ow0 + r) takes the taps j with
+ * ph - $PW + j a multiple of $TSW, which are the same for the whole tile,
+ * from input column (ow0 + r) + (ph - $PW + j) / $TSW; rows likewise. */
 static inline __attribute__((always_inline)) $ISA_ATTR void
-${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi, int ow0, int rw, int edge)
+${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi, int ph, int ow0, int rw, int edge)
 {
 	typedef $VT V;
 	V acc[$OB * $NV][$RW];
@@ -13,7 +17,9 @@ ${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi,
 			acc[q][r] = (V){0};
 	for (int c = 0; c < $C; c++)
 		for (int i = ilo; i < ihi; i++) {
-			const float *xr = mem + $X + (((long)b * $C + c) * $H + oh * $SH - $PH + i) * $W;
+			if ((oh * $SH - $PH + i) % $TSH)
+				continue;
+			const float *xr = mem + $X + (((long)b * $C + c) * $H + (oh * $SH - $PH + i) / $TSH) * $W;
 			const float *wr = mem + $WP + (((long)kb0 * $C + c) * $KH + i) * ($KW * 16);
 			BRN_UNROLL
 			for (int j = 0; j < $KW; j++) {
@@ -23,8 +29,8 @@ ${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi,
 					w[q] = *(const V *)(wr + (long)(q / $NV) * ($C * $KH * $KW * 16) + j * 16 + q % $NV * $VL);
 				BRN_UNROLL
 				for (int r = 0; r < $RW; r++) {
-					const int iw = (ow0 + r) * $SW - $PW + j;
-					if (r < rw && (!edge || (iw >= 0 && iw < $W))) {
+					const int iw = (ow0 + r) * $SW + (ph - $PW + j) / $TSW;
+					if (r < rw && (ph - $PW + j) % $TSW == 0 && (!edge || (iw >= 0 && iw < $W))) {
 						const float xv = xr[iw];
 						BRN_UNROLL
 						for (int q = 0; q < $OB * $NV; q++)
@@ -39,30 +45,38 @@ ${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi,
 			if (k >= $K)
 				break;
 			for (int r = 0; r < rw; r++) {
-				const long o = (((long)b * $K + k) * $OH + oh) * $OW + ow0 + r;
+				const long o = (((long)b * $K + k) * $OH + oh) * $OW + ph + $TSW * (ow0 + r);
 				float v = acc[q][r][l];
 $STORE
 			}
 		}
 }
 
-/* a work-item: one output row of $OBG blocks of 16 channels, tile by tile */
+/* a work-item: one output row of $OBG blocks of 16 channels, tile by tile
+ * (per column phase ph when transposed) */
 static inline __attribute__((always_inline)) $ISA_ATTR void ${NAME}_item_$ISA(float *restrict mem, long gid)
 {
-	enum { OWT = ($OW + $RW - 1) / $RW, LAST = $OW - (OWT - 1) * $RW,
-	       MID_SAFE = $RW * $SW >= $PW && ($OW - LAST - 1) * $SW - $PW + $KW - 1 < $W };
 	const int b = (int)(gid / ($KGRP * $OH));
 	const int kg = (int)(gid / $OH % $KGRP);
 	const int oh = (int)(gid % $OH);
 	const int ilo = $PH - oh * $SH > 0 ? $PH - oh * $SH : 0;
-	const int ihi = $H + $PH - oh * $SH < $KH ? $H + $PH - oh * $SH : $KH;
-	for (int ob = 0; ob < $OBG; ob += $OB) {
-		const int kb0 = kg * $OBG + ob;
-		${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, 0, OWT == 1 ? $OW : $RW, 1);
-		for (int t = 1; t < OWT - 1; t++)
-			${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, t * $RW, $RW, !MID_SAFE);
-		if (OWT > 1)
-			${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, (OWT - 1) * $RW, LAST, 1);
+	const int ihi = $TSH * ($H - 1) + 1 + $PH - oh * $SH < $KH ? $TSH * ($H - 1) + 1 + $PH - oh * $SH : $KH;
+	BRN_UNROLL
+	for (int ph = 0; ph < $TSW; ph++) {
+		/* this phase's columns, tiles, the last tile's width, and whether
+		 * the middle tiles' taps all fall inside the input */
+		const int owp = ($OW - ph + $TSW - 1) / $TSW, owt = (owp + $RW - 1) / $RW;
+		const int last = owp - (owt - 1) * $RW;
+		const int mid_safe = $RW * $SW + BRN_CEIL_DIV(ph - $PW, $TSW) >= 0 &&
+		                     (owp - last - 1) * $SW + BRN_FLOOR_DIV(ph - $PW + $KW - 1, $TSW) < $W;
+		for (int ob = 0; ob < $OBG; ob += $OB) {
+			const int kb0 = kg * $OBG + ob;
+			${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, ph, 0, owt == 1 ? owp : $RW, 1);
+			for (int t = 1; t < owt - 1; t++)
+				${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, ph, t * $RW, $RW, !mid_safe);
+			if (owt > 1)
+				${NAME}_tile_$ISA(mem, b, kb0, oh, ilo, ihi, ph, (owt - 1) * $RW, last, 1);
+		}
 	}
 }
 
