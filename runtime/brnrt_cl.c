@@ -3,6 +3,7 @@
  * checksum, so a torn or corrupt entry is rebuilt, never trusted. A brnrt_cl
  * is not thread-safe: use one per thread or lock around it. */
 #include "brnrt_cl.h"
+#include "brnrt_fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -582,38 +583,6 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* A process killed while writing an entry leaves <path>.tmp.<pid>.<salt>;
- * storing path removes those of processes that no longer run (a live
- * one's may be a write under way). */
-static void remove_stale_temps(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
-	const char *base = slash ? slash + 1 : path;
-	size_t blen = strlen(base);
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *ent;
-	struct stat st;
-	while (d && (ent = readdir(d)) != NULL) {
-		const char *s = ent->d_name, *digits = s + blen + 5;
-		char *end;
-		if (strncmp(s, base, blen) != 0 || strncmp(s + blen, ".tmp.", 5) != 0 ||
-		    *digits < '1' || *digits > '9')
-			continue;
-		errno = 0;
-		long pid = strtol(digits, &end, 10);
-		if (*end != '.' || errno || (pid_t)pid != pid || pid == (long)getpid())
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (fstatat(dirfd(d), s, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			unlinkat(dirfd(d), s, 0);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-}
-
 /* Writes to a temporary name unique to this process and call, then renames:
  * a reader sees the old entry, the new one, or none, never a torn one.
  * Failing to write is not an error; the next build just misses again. */
@@ -660,7 +629,7 @@ static void cache_store(cl_program prog, const char *path, uint64_t key)
 	    clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof again, &again, NULL) ==
 	            CL_SUCCESS &&
 	    again == n && binary_whole(bin, n)) {
-		remove_stale_temps(path);
+		brnrt_fs_remove_stale_temps(path, ".tmp.");
 		entry_write(path, key, bin, n);
 	}
 	free(bin);

@@ -3,6 +3,7 @@
  * scratch memory before it touches the caller's buffers; save writes a
  * temporary file, syncs it and renames it over the old one. */
 #include "brnrt_st.h"
+#include "brnrt_fs.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -653,41 +654,6 @@ static void sync_dir(const char *path)
 	free(dir);
 }
 
-/* A save killed before its rename (kill -9, a crash, power) leaves
- * <path>.tmp-<pid>. Each save to path removes such files of processes that
- * are gone; one of a live process (or of another host sharing the
- * directory, whose pid means nothing here) may be a save under way, and a
- * later save removes it once the process is gone. */
-static void remove_stale_temps(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	const char *base = slash ? slash + 1 : path;
-	size_t blen = strlen(base);
-	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *ent;
-	struct stat st;
-
-	while (d && (ent = readdir(d)) != NULL) {
-		const char *s = ent->d_name, *digits = s + blen + 5;
-		char *end;
-		if (strncmp(s, base, blen) != 0 || strncmp(s + blen, ".tmp-", 5) != 0 ||
-		    *digits < '1' || *digits > '9')
-			continue;
-		errno = 0;
-		long pid = strtol(digits, &end, 10);
-		if (*end || errno || pid <= 0 || pid == (long)getpid() || (pid_t)pid != pid)
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (fstatat(dirfd(d), s, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			unlinkat(dirfd(d), s, 0);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-}
-
 /* The temp name is unique per process, not per call: two threads saving to
  * one path (separate models may run in separate threads) would truncate and
  * rename each other's temp file, so a process writes one temp file at a time. */
@@ -712,7 +678,7 @@ int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
 	snprintf(tmp, tmplen, "%s.tmp-%ld", path, (long)getpid());
 
 	locked = pthread_mutex_lock(&save_lock) == 0;
-	remove_stale_temps(path);
+	brnrt_fs_remove_stale_temps(path, ".tmp-");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
 		rc = brnrt_errorf(e, BRN_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
