@@ -178,11 +178,41 @@ static void describe(brnrt_cl_device *d, int index, cl_platform_id p, cl_device_
 
 /* Lists every device of every platform into out (and ids, when not NULL),
  * up to max; *count gets the total. */
+static int make_dirs(const char *dir);
+
+/* POCL drops all its devices when it cannot create its kernel cache
+ * directory (pocl_cache_init_topdir: $POCL_CACHE_DIR if it exists, else
+ * $XDG_CACHE_HOME/pocl/kcache, else ~/.cache/pocl/kcache), and the platform
+ * then looks empty. 1, with why filled, when that directory is unusable. */
+static int pocl_cache_unusable(char *why, size_t n)
+{
+	const char *env = getenv("POCL_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[4096];
+	struct stat st;
+	if (env && *env && stat(env, &st) == 0)
+		snprintf(dir, sizeof dir, "%s", env);
+	else if (xdg && *xdg)
+		snprintf(dir, sizeof dir, "%s/pocl/kcache", xdg);
+	else if (home)
+		snprintf(dir, sizeof dir, "%s/.cache/pocl/kcache", home);
+	else
+		snprintf(dir, sizeof dir, "/tmp/POCL_CACHE");
+	errno = 0;
+	if (make_dirs(dir) == 0 && access(dir, W_OK) == 0)
+		return 0;
+	snprintf(why, n, "POCL's kernel cache directory %.600s cannot be created or written (%s), and "
+	         "POCL drops its devices without it; set POCL_CACHE_DIR or XDG_CACHE_HOME to a "
+	         "writable directory", dir, errno ? strerror(errno) : "not a directory");
+	return 1;
+}
+
 static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, brnrt_error *e)
 {
 	cl_platform_id plats[MAX_PLATFORMS];
 	cl_uint np = 0;
-	int n = 0;
+	int n = 0, pocl = 0;
+	char why[900];
 
 	*count = 0;
 	cl_int err = clGetPlatformIDs(MAX_PLATFORMS, plats, &np);
@@ -195,6 +225,10 @@ static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, br
 	for (cl_uint p = 0; p < np; p++) {
 		cl_device_id devs[MAX_DEVICES];
 		cl_uint nd = 0;
+		char pname[256];
+		info_str(clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof pname, pname, NULL), pname,
+		         sizeof pname);
+		pocl |= icase_contains(pname, "Portable Computing Language") || icase_contains(pname, "pocl");
 		err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, devs, &nd);
 		if (err == CL_DEVICE_NOT_FOUND)
 			continue;
@@ -209,6 +243,9 @@ static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, br
 		}
 	}
 	*count = n;
+	if (n == 0 && pocl && pocl_cache_unusable(why, sizeof why))
+		return brnrt_errorf(e, BRN_ENODEV, "no OpenCL device found on %u platform%s: %s",
+		                    np, np == 1 ? "" : "s", why);
 	if (n == 0)
 		return brnrt_errorf(e, BRN_ENODEV, "no OpenCL device found on %u platform%s; %s",
 		                    np, np == 1 ? "" : "s", INSTALL_HINT);
