@@ -43,7 +43,7 @@ static int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "brnc: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(see brnc --help)\n");
+	fprintf(stderr, "\nbrnc: see brnc --help\n");
 	return 2;
 }
 
@@ -283,7 +283,7 @@ int main(int argc, char **argv)
 	if (rc) {
 		char buf[4096];
 		brn_diag_render(&d, buf, sizeof buf);
-		fputs(buf, stderr);
+		fprintf(stderr, "brnc: %s", buf); /* every diagnostic names its program */
 		if (buf[0] && buf[strlen(buf) - 1] != '\n')
 			fputc('\n', stderr);
 		return rc == BRN_COMPILE_INTERNAL ? 3 : 1;

@@ -36,16 +36,19 @@ brnrun() {
 	err=$(cat err.txt)
 }
 
-# fails STATUS 'message' ARGS...: brnrun exits STATUS with that first line on stderr.
+# fails STATUS 'message' ARGS...: brnrun exits STATUS with that first line on
+# stderr, and every line there starts with "brnrun: ".
 fails() {
 	local want_rc=$1 want=$2
 	shift 2
 	brnrun "$@"
 	local first
 	first=$(sed -n 1p err.txt)
-	[ "$rc" = "$want_rc" ] && [ "$first" = "$want" ]
+	# every line names the program (a hint line too)
+	[ "$rc" = "$want_rc" ] && [ "$first" = "$want" ] && ! grep -qv '^brnrun: ' err.txt
 	check $? "$*: $want" \
-		"exit status $rc (expected $want_rc)" "got:      $first" "expected: $want"
+		"exit status $rc (expected $want_rc)" "got:      $first" "expected: $want" \
+		"lines without 'brnrun: ': $(grep -v '^brnrun: ' err.txt | head -3)"
 }
 
 # --- the libraries and the data ----------------------------------------------------

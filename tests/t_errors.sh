@@ -1,6 +1,6 @@
 #!/bin/bash
 # t_errors.sh: brnc on bad input. Each case is a small model written here;
-# the check is the exact first line brnc prints (file:line:col: error: ...),
+# the check is the exact first line brnc prints (brnc: file:line:col: error: ...),
 # the caret line for some, and the exit status (1 input, 2 usage). TAP.
 export LC_ALL=C
 BRNC="$(realpath "${BRN_BUILD:-build}/brnc")"
@@ -49,10 +49,12 @@ bad() {
 		[ "$(sed -n 2p err.txt)" = "  $(sed -n "${line}p" "$name.brn")" ] || want_caret="(source line differs)"
 	fi
 	local pass=0
-	if [ "$rc" = 1 ] && [ "$first" = "$want" ] && { [ -z "$want_caret" ] || [ "$caret" = "$want_caret" ]; }; then
+	# besides the source line and the caret (indented), every line names the program
+	if [ "$rc" = 1 ] && [ "$first" = "brnc: $want" ] && { [ -z "$want_caret" ] || [ "$caret" = "$want_caret" ]; } &&
+		! grep -qv '^brnc: \|^  ' err.txt; then
 		pass=1
 	fi
-	check $pass "$name: $want" "exit status $rc (expected 1)" "got:      $first" "expected: $want" \
+	check $pass "$name: $want" "exit status $rc (expected 1)" "got:      $first" "expected: brnc: $want" \
 		"caret:    '$caret'" "expected: '$want_caret'"
 }
 
@@ -77,7 +79,7 @@ usage() {
 	"$BRNC" "$@" >out.txt 2>err.txt
 	local rc=$? got
 	got=$(sed -n 1p err.txt)
-	check $([ "$rc" = 2 ] && [ "$got" = "$want" ] && echo 1) "usage: brnc $*" \
+	check $([ "$rc" = 2 ] && [ "$got" = "$want" ] && ! grep -qv '^brnc: ' err.txt && echo 1) "usage: brnc $*" \
 		"exit status $rc (expected 2)" "got:      $got" "expected: $want"
 }
 
@@ -694,11 +696,11 @@ EOF
 
 # --- files ---------------------------------------------------------------------
 run nosuch
-check $([ "$rc" = 1 ] && [ "$first" = "nosuch.brn: error: cannot open: No such file or directory" ] && echo 1) \
+check $([ "$rc" = 1 ] && [ "$first" = "brnc: nosuch.brn: error: cannot open: No such file or directory" ] && echo 1) \
 	"a file that does not exist" "exit $rc: $first"
 mkdir -p adir.brn
 run adir
-check $([ "$rc" = 1 ] && [ "$first" = "adir.brn: error: is a directory, not a model file" ] && echo 1) \
+check $([ "$rc" = 1 ] && [ "$first" = "brnc: adir.brn: error: is a directory, not a model file" ] && echo 1) \
 	"a directory" "exit $rc: $first"
 
 # --- weights folded in (--weights) ------------------------------------------------
@@ -736,11 +738,11 @@ weights() {
 		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
 }
 # nan and inf: brnrt_st_load refuses them first, in the form of its other errors
-weights w_nan "error: w_nan.st: tensor 'd.weight' is nan at index 1; expected finite values" 1 nan 1 0 0 1
-weights w_inf "error: w_inf.st: tensor 'n.beta' is -inf at index 0; expected finite values" 1 1 1 -inf 0 1
-weights w_sigma0 "w_sigma0.st: error: tensor 'n.sigma' is 0 at index 0; a standard deviation must be > 0" 1 1 1 0 0 0
-weights w_sigmaneg "w_sigmaneg.st: error: tensor 'n.sigma' is -2 at index 0; a standard deviation must be > 0" 1 1 1 0 0 -2
-weights w_overflow "w_overflow.st: error: tensor 'd.weight' is 1e+68 at index 0 after folding the norm into it; beyond the float range" \
+weights w_nan "brnc: error: w_nan.st: tensor 'd.weight' is nan at index 1; expected finite values" 1 nan 1 0 0 1
+weights w_inf "brnc: error: w_inf.st: tensor 'n.beta' is -inf at index 0; expected finite values" 1 1 1 -inf 0 1
+weights w_sigma0 "brnc: w_sigma0.st: error: tensor 'n.sigma' is 0 at index 0; a standard deviation must be > 0" 1 1 1 0 0 0
+weights w_sigmaneg "brnc: w_sigmaneg.st: error: tensor 'n.sigma' is -2 at index 0; a standard deviation must be > 0" 1 1 1 0 0 -2
+weights w_overflow "brnc: w_overflow.st: error: tensor 'd.weight' is 1e+68 at index 0 after folding the norm into it; beyond the float range" \
 	1 1 1e38 0 0 1e-30
 st w_good.st 1 2 3 4 5 6
 "$BRNC" w.brn --weights w_good.st -o out_good >out.txt 2>err.txt
@@ -785,21 +787,21 @@ overwrite() {
 		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
 }
 cp ok.brn m.h
-overwrite "model named like its header" m.h "error: output 'm.h' is the model file 'm.h'; choose another -o BASE" m.h
+overwrite "model named like its header" m.h "brnc: error: output 'm.h' is the model file 'm.h'; choose another -o BASE" m.h
 rm -f m.h
 cp ok.brn model.c
-overwrite "-o over the model" model.c "error: output 'model.c' is the model file 'model.c'; choose another -o BASE" model.c -o model
+overwrite "-o over the model" model.c "brnc: error: output 'model.c' is the model file 'model.c'; choose another -o BASE" model.c -o model
 ln -s ok.brn linked.h
-overwrite "-o over a link to the model" ok.brn "error: output 'linked.h' is the model file 'ok.brn'; choose another -o BASE" ok.brn -o linked
+overwrite "-o over a link to the model" ok.brn "brnc: error: output 'linked.h' is the model file 'ok.brn'; choose another -o BASE" ok.brn -o linked
 cp ok.brn st.c
-overwrite "-o over the weights" st.c "error: output 'st.c' is the weights file 'st.c'; choose another -o BASE" ok.brn --weights st.c -o st
+overwrite "-o over the weights" st.c "brnc: error: output 'st.c' is the weights file 'st.c'; choose another -o BASE" ok.brn --weights st.c -o st
 # a base of 4094 characters: BASE.h is past PATH_MAX; it was cut to "BASE." and BASE.c overwrote it
 long=$(for i in $(seq 20); do printf 'd%.0s' $(seq 200); printf /; done)
 mkdir -p "$long"
 base="$long$(printf 'b%.0s' $(seq 74))"
 "$BRNC" ok.brn -o "$base" >out.txt 2>err.txt
 rc=$?
-check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q ': error: cannot write: File name too long$' err.txt &&
+check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q '^brnc: .*: error: cannot write: File name too long$' err.txt &&
 	[ -z "$(ls "$long")" ] && echo 1) "a 4094-character base is refused, not cut" "exit $rc: $(cut -c1-60 err.txt)..."
 rm -rf d*
 # --shared runs the C compiler without a shell

@@ -94,7 +94,7 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsay(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "try 'brnrun --help'\n");
+	fprintf(stderr, "brnrun: see brnrun --help\n");
 	return 2;
 }
 
