@@ -212,6 +212,8 @@ int brn_compile(const brn_options *o, FILE *out, brn_diag *d)
 	if (rc == 0 && o->emit) {
 		if (strcmp(o->emit, "dot") == 0)
 			brn_graph_print_dot(&g, out);
+		else if (strcmp(o->emit, "weights") == 0)
+			brn_graph_print_params(&g, out);
 		else
 			brn_graph_print(&g, out);
 	} else if (rc == 0) {

@@ -21,7 +21,7 @@ typedef struct brn_options {
 	long step;                /* >= 0: fold the schedule at this step */
 	int no_fuse;
 	int shared;
-	const char *emit;         /* "graph", "dot" or NULL */
+	const char *emit;         /* "graph", "dot", "weights" or NULL */
 	const char *command_line; /* for the generated files' header comment */
 } brn_options;
 

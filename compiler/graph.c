@@ -829,6 +829,30 @@ void brn_graph_print(const brn_graph *g, FILE *f)
 	}
 }
 
+void brn_graph_print_params(const brn_graph *g, FILE *f)
+{
+	long total = 0, trainable = 0;
+	int tensors = 0;
+	fprintf(f, "# tensors of model %s, as weights files name them: name, shape, values\n", g->model);
+	for (int i = 0; i < g->n; i++) {
+		brn_param ps[6];
+		int k = brn_graph_params(g, &g->nodes[i], ps);
+		for (int j = 0; j < k; j++) {
+			char shape[96] = "";
+			for (int d = 0; d < ps[j].ndim; d++)
+				snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", d ? ", " : "",
+				         ps[j].shape[d]);
+			fprintf(f, "%s.%s [%s] %ld%s\n", g->nodes[i].name, ps[j].suffix, shape, ps[j].count,
+			        ps[j].trainable ? "" : " statistic");
+			tensors++;
+			total += ps[j].count;
+			trainable += ps[j].trainable ? ps[j].count : 0;
+		}
+	}
+	fprintf(f, "total %d tensors, %ld values (%ld trainable), %ld bytes as float32\n", tensors, total,
+	        trainable, total * 4);
+}
+
 void brn_graph_print_dot(const brn_graph *g, FILE *f)
 {
 	fprintf(f, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n", g->model);

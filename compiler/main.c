@@ -33,6 +33,8 @@ static const char usage[] =
 	"  --step T           fold the r_max/d_max schedule at step T\n"
 	"  --no-fuse          one kernel per op (for comparison)\n"
 	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
+	"  --emit weights     list the tensors a weights file holds (name, shape,\n"
+	"                     values) with the total, and stop\n"
 	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
 	"  -h, --help         this help\n"
 	"  --version          the version\n"
@@ -246,8 +248,8 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--weights"))
 				o.weights = v;
 			else {
-				if (strcmp(v, "graph") && strcmp(v, "dot"))
-					return usage_error("--emit must be graph or dot, not '%s'", v);
+				if (strcmp(v, "graph") && strcmp(v, "dot") && strcmp(v, "weights"))
+					return usage_error("--emit must be graph, dot or weights, not '%s'", v);
 				o.emit = v;
 			}
 		} else if (a[0] == '-' && a[1]) {

@@ -762,7 +762,7 @@ usage "brnc: --target must be c or opencl, not 'bogus'" --target bogus ok.brn
 usage "brnc: --batch must be an integer from 1 to 65536, not '0'" --batch 0 ok.brn
 usage "brnc: --batch must be an integer from 1 to 65536, not '2x'" --batch 2x ok.brn
 usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
-usage "brnc: --emit must be graph or dot, not 'svg'" --emit svg ok.brn
+usage "brnc: --emit must be graph, dot or weights, not 'svg'" --emit svg ok.brn
 usage "brnc: option --batch needs a value" ok.brn --batch
 usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
 # outputs: never an input, never a cut or empty name, never through a shell
