@@ -12,6 +12,7 @@
 typedef struct brn_options {
 	const char *model;        /* path of the .brn file */
 	const char *out;          /* output base; NULL: the model's name */
+	const char *name;         /* NULL, or the model's name instead of the file's */
 	const char *target;       /* "c" or "opencl" */
 	const char *mode;         /* "infer" or "train" */
 	int batch;                /* 0: the model's */

@@ -14,6 +14,7 @@
 #include "diag.h"
 #include "driver.h"
 #include "graph.h"
+#include "names.h"
 
 #define BRNC_VERSION "0.1.0"
 
@@ -25,6 +26,8 @@ static const char usage[] =
 	"\n"
 	"options:\n"
 	"  -o BASE            output files BASE.h, BASE.c (default: the model name)\n"
+	"  --name NAME        the model's name instead of the file's: the prefix of the\n"
+	"                     generated API (two builds of one model in one program)\n"
 	"  --target c|opencl  code to emit (default c)\n"
 	"  --mode infer|train inference only, or training too (default infer)\n"
 	"  --batch N          compile-time batch (overrides the model's 'batch')\n"
@@ -198,6 +201,27 @@ static int check_base(const char *base)
 	return 0;
 }
 
+/* --name NAME: a name the model statement could give (a C identifier of at
+ * most 128 characters, free in C). */
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+	int ident = n > 0 && n <= 128 && !(name[0] >= '0' && name[0] <= '9');
+	for (const char *c = name; *c && ident; c++)
+		ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		        *c == '_';
+	if (!ident)
+		return usage_error("--name '%s': expected a name of letters, digits and '_' that does not start "
+		                   "with a digit (at most 128 characters)", name);
+	if (brn_model_name_problem(name)) {
+		fprintf(stderr, "brnc: --name '%s' %s; expected a name free in C (the generated API takes it)\n",
+		        name, brn_model_name_problem(name));
+		fprintf(stderr, "brnc: see brnc --help\n");
+		return 2;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	brn_options o;
@@ -221,12 +245,17 @@ int main(int argc, char **argv)
 			o.shared = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--mode") ||
 		           !strcmp(a, "--batch") || !strcmp(a, "--schedule") || !strcmp(a, "--weights") ||
-		           !strcmp(a, "--step") || !strcmp(a, "--emit")) {
+		           !strcmp(a, "--step") || !strcmp(a, "--emit") || !strcmp(a, "--name")) {
 			if (!v)
 				return usage_error("option %s needs a value", a);
 			i++;
 			if (!strcmp(a, "-o"))
 				o.out = v;
+			else if (!strcmp(a, "--name")) {
+				if (check_name(v))
+					return 2;
+				o.name = v;
+			}
 			else if (!strcmp(a, "--target")) {
 				if (strcmp(v, "c") && strcmp(v, "opencl"))
 					return usage_error("--target must be c or opencl, not '%s'", v);
