@@ -703,6 +703,62 @@ run adir
 check $([ "$rc" = 1 ] && [ "$first" = "brnc: adir.brn: error: is a directory, not a model file" ] && echo 1) \
 	"a directory" "exit $rc: $first"
 
+# --- defaults: the norms' eps and alpha, model-wide --------------------------------
+cat >defaults.brn <<'EOF'
+model m;
+defaults eps=1e-5, alpha=0.1;
+input x[2, 4, 4];
+a = batch_norm(x);
+b = batch_renorm(a, eps=0.01);
+c = batch_norm(b, alpha=0.5);
+EOF
+run defaults
+check $([ "$rc" = 0 ] && grep -q '^%1 a = batch_norm(x) eps=1e-05 alpha=0.1 ' out.txt &&
+	grep -q '^%2 b = batch_renorm(a) eps=0.01 alpha=0.1 ' out.txt &&
+	grep -q '^%3 c = batch_norm(b) eps=1e-05 alpha=0.5 ' out.txt && echo 1) \
+	"defaults: a norm takes the model's eps and alpha unless it gives its own" "exit $rc: $first"
+bad defaults_positional 'defaults_positional.brn:2:20: error: defaults: expected keyword arguments such as eps=1e-5, alpha=0.1' caret <<'EOF'
+model m;
+defaults eps=1e-5, 3;
+input x[2, 4, 4];
+EOF
+bad defaults_unknown "defaults_unknown.brn:2:20: error: defaults: unknown keyword 'momentum' (it takes eps, alpha)" caret <<'EOF'
+model m;
+defaults eps=1e-5, momentum=0.9;
+input x[2, 4, 4];
+EOF
+bad defaults_twice "defaults_twice.brn:2:20: error: defaults: 'eps' given twice" <<'EOF'
+model m;
+defaults eps=1e-5, eps=1e-3;
+input x[2, 4, 4];
+EOF
+bad defaults_alpha "defaults_alpha.brn:2:16: error: defaults: 'alpha' must be at most 1, got 2" <<'EOF'
+model m;
+defaults alpha=2;
+input x[2, 4, 4];
+EOF
+bad defaults_eps_underflow "defaults_eps_underflow.brn:2:14: error: defaults: 'eps' must be at least 1.17549e-38 (the smallest normal float), got 1e-300" <<'EOF'
+model m;
+defaults eps=1e-300;
+input x[2, 4, 4];
+EOF
+bad defaults_empty "defaults_empty.brn:2:9: error: unexpected ';'; expected keyword arguments, e.g. eps=1e-5, alpha=0.1" <<'EOF'
+model m;
+defaults;
+input x[2, 4, 4];
+EOF
+bad defaults_second "defaults_second.brn:4:1: error: duplicate 'defaults' statement (the first is on line 2)" <<'EOF'
+model m;
+defaults eps=1e-5;
+input x[2, 4, 4];
+defaults alpha=0.1;
+EOF
+bad defaults_keyword "defaults_keyword.brn:3:10: error: unexpected '='; expected keyword arguments, e.g. eps=1e-5, alpha=0.1" <<'EOF'
+model m;
+input x[2, 4, 4];
+defaults = relu(x);
+EOF
+
 # --- weights folded in (--weights) ------------------------------------------------
 cat >w.brn <<'EOF'
 model w;
