@@ -176,8 +176,6 @@ static void describe(brnrt_cl_device *d, int index, cl_platform_id p, cl_device_
 	d->max_work_group = wg;
 }
 
-/* Lists every device of every platform into out (and ids, when not NULL),
- * up to max; *count gets the total. */
 static int make_dirs(const char *dir);
 
 /* POCL drops all its devices when it cannot create its kernel cache
@@ -207,6 +205,8 @@ static int pocl_cache_unusable(char *why, size_t n)
 	return 1;
 }
 
+/* Lists every device of every platform into out (and ids, when not NULL),
+ * up to max; *count gets the total. */
 static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, brnrt_error *e)
 {
 	cl_platform_id plats[MAX_PLATFORMS];
@@ -768,6 +768,15 @@ int brnrt_cl_build(brnrt_cl *cl, const char *src, const char *options, cl_progra
 	if (rc == BRN_OK && cached)
 		cache_store(*prog, path, key);
 	return rc;
+}
+
+int brnrt_cl_cache_entry(const char *name)
+{
+	size_t i = 0;
+	while (i < 16 && ((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+		i++;
+	return i == 16 && strncmp(name + 16, ".bin", 4) == 0 &&
+	       (name[20] == 0 || strncmp(name + 20, ".tmp.", 5) == 0);
 }
 
 /* --- buffers and launches ------------------------------------------------------ */

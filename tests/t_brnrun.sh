@@ -255,6 +255,9 @@ check $? "brnc --target opencl --shared builds tfcl.so" "$(cat brnc.txt)"
 brnrun bench tfcl.so --iters 2 --device cpu
 [ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
 check $? "bench --device cpu runs on the CPU OpenCL device" "exit $rc: $out $err"
+brnrun bench tfcl.so --iters 2 --device portable # docs/api.md's example for Debian's POCL
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
+check $? "bench --device portable picks POCL by its platform name" "exit $rc: $out $err"
 brnrun bench tfcl.so --iters 2 --device nosuch
 case "$(sed -n 1p err.txt)" in
 "brnrun: tiny_fashion: no OpenCL device matches BRN_DEVICE=\"nosuch\"; devices: 0: "*) r=$rc ;;

@@ -2,6 +2,7 @@
  * into a shared library, loaded with dlopen: timing, inference on a file of
  * inputs, training on an IDX data set. Each subcommand is one entry in the
  * table below and one function; exit 0 ok, 1 runtime error, 2 usage. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
@@ -32,6 +33,7 @@ static int cmd_devices(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
 static int cmd_infer(int argc, char **argv);
 static int cmd_train(int argc, char **argv);
+static int cmd_cache(int argc, char **argv);
 
 static const command commands[] = {
 	{"devices", "", "list the OpenCL devices of every platform", cmd_devices},
@@ -50,8 +52,24 @@ static const command commands[] = {
 	 "      $BRN_DATA, else " IDX_DEFAULT_DIR ") with shuffled epochs and a progress bar;\n"
 	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files",
 	 cmd_train},
+	{"cache", "list|clear",
+	 "list the compiled OpenCL programs brnc's runtime keeps (see 'cache' below), or\n"
+	 "      remove them all (the next run of each model builds its program again)",
+	 cmd_cache},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+/* Where the OpenCL program cache is, and how to empty it. */
+static void cache_help(FILE *f)
+{
+	char dir[4096];
+	const char *now = brnrt_cl_cache_dir(dir, sizeof dir);
+	fprintf(f, "cache: OpenCL models keep their compiled programs in $XDG_CACHE_HOME/brnc, else\n"
+	           "  ~/.cache/brnc (here: %s); 'brnrun cache clear' empties it, or remove\n"
+	           "  the directory. POCL keeps its own kernel cache in $POCL_CACHE_DIR, else\n"
+	           "  $XDG_CACHE_HOME/pocl/kcache or ~/.cache/pocl/kcache.\n",
+	        now ? now : getenv("BRN_NO_CACHE") ? "off, BRN_NO_CACHE is set" : "none, HOME is not set");
+}
 
 static void usage(FILE *f)
 {
@@ -62,6 +80,7 @@ static void usage(FILE *f)
 	fprintf(f, "\noptions: --help, --version; --device D with any command (sets BRN_DEVICE)\n"
 	           "environment: BRN_DEVICE (index, cpu/gpu/accelerator, or name substring),\n"
 	           "  BRN_PROFILE=1 (per-kernel times at exit), BRN_NO_CACHE=1 (no program cache)\n");
+	cache_help(f);
 }
 
 static void vsay(const char *fmt, va_list ap)
@@ -121,7 +140,7 @@ static int cmd_devices(int argc, char **argv)
 
 /* --- a model from a shared library ------------------------------------------- */
 
-/* The generated API of a model M, looked up by name (see DESIGN.md §6).
+/* The generated API of a model M, looked up by name (see docs/api.md).
  * train_step is NULL for --mode infer; init_weights, save, step, schedule
  * and device are NULL only in libraries older than they are. */
 typedef struct model_api {
@@ -876,6 +895,57 @@ done:
 	free(idx);
 	free(out);
 	dlclose(api.lib);
+	return rc;
+}
+
+/* --- cache: the OpenCL program cache ------------------------------------------------ */
+
+/* brnrun cache list|clear: the entries brnrt_cl_cache_entry recognizes in
+ * the cache directory, nothing else there. */
+static int cmd_cache(int argc, char **argv)
+{
+	char dir[4096], path[8192];
+	long count = 0;
+	long long bytes = 0;
+	if (argc != 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "clear")))
+		return usage_error("cache: expected 'cache list' or 'cache clear'");
+	int clear = strcmp(argv[1], "clear") == 0;
+	if (!brnrt_cl_cache_dir(dir, sizeof dir)) {
+		printf("no program cache: %s\n", getenv("BRN_NO_CACHE") ? "BRN_NO_CACHE is set"
+		                                                       : "neither XDG_CACHE_HOME nor HOME is set");
+		return 0;
+	}
+	DIR *d = opendir(dir);
+	if (!d && errno == ENOENT) {
+		printf("%s: 0 entries, 0 bytes (the directory does not exist yet)\n", dir);
+		return 0;
+	}
+	if (!d)
+		return fail("cache: cannot read %s: %s", dir, strerror(errno));
+	struct dirent *ent;
+	int rc = 0;
+	while ((ent = readdir(d)) != NULL) {
+		struct stat st;
+		if (!brnrt_cl_cache_entry(ent->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (clear && unlink(path) != 0) {
+			rc = fail("cache: cannot remove %s: %s", path, strerror(errno));
+			continue;
+		}
+		if (!clear) {
+			char when[32];
+			strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&st.st_mtime));
+			printf("%s %lld bytes, %s\n", ent->d_name, (long long)st.st_size, when);
+		}
+		count++;
+		bytes += st.st_size;
+	}
+	closedir(d);
+	printf("%s: %s%ld entr%s, %lld bytes\n", dir, clear ? "removed " : "", count, count == 1 ? "y" : "ies",
+	       bytes);
 	return rc;
 }
 

@@ -1,0 +1,69 @@
+#!/bin/bash
+# brnrun cache list|clear: the OpenCL program cache an OpenCL model fills,
+# listed and emptied (only its entries: other files stay), and the cache's
+# place in brnrun --help. TAP.
+export LC_ALL=C
+BUILD="$(realpath "${BRN_BUILD:-build}")"
+BRNC="$BUILD/brnc"
+BRNRUN="$BUILD/brnrun"
+MODEL="$(realpath tests/models/tiny_fashion.brn)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+export XDG_CACHE_HOME="$tmp/xdg"
+unset BRN_NO_CACHE
+C="$XDG_CACHE_HOME/brnc"
+n=0
+failed=0
+check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $2"
+		shift 2
+		for line in "$@"; do echo "#   $line" >&2; done
+	fi
+}
+
+"$BRNRUN" --help >out.txt 2>&1
+grep -q "(here: $C); 'brnrun cache clear' empties it" out.txt && grep -q '^  cache list|clear$' out.txt
+check $? "--help names the cache directory and how to clear it" "$(grep -A3 '^cache' out.txt)"
+"$BRNRUN" cache list >out.txt 2>&1
+check $([ "$(cat out.txt)" = "$C: 0 entries, 0 bytes (the directory does not exist yet)" ] && echo 0) \
+	"list before any run: none yet" "$(cat out.txt)"
+
+if ! "$BRNRUN" devices >/dev/null 2>&1; then
+	echo "1..$n # no OpenCL device: the rest skipped"
+	[ "$failed" = 0 ]
+	exit
+fi
+"$BRNC" "$MODEL" --target opencl --shared -o tfcl 2>err.txt &&
+	"$BRNRUN" bench tfcl.so --iters 1 --warmup 0 >out.txt 2>>err.txt
+check $? "an OpenCL model runs and fills the cache" "$(cat err.txt)"
+entries=$(ls "$C" | grep -c '^[0-9a-f]\{16\}\.bin$')
+echo keep >"$C/notes.txt"
+: >"$C/0123456789abcdef.bin.tmp.999999999.0000abcd" # a killed writer's temporary
+"$BRNRUN" cache list >out.txt 2>err.txt
+rc=$?
+bytes=$(cat "$C"/*.bin* | wc -c)
+[ "$rc" = 0 ] && [ "$entries" -ge 1 ] && [ "$(grep -c '\.bin.* bytes, ' out.txt)" = $((entries + 1)) ] &&
+	[ "$(tail -n 1 out.txt)" = "$C: $((entries + 1)) entries, $bytes bytes" ] && ! grep -q notes out.txt
+check $? "list: each entry and the total ($entries programs and a temporary), not other files" "$(cat out.txt err.txt)"
+"$BRNRUN" cache clear >out.txt 2>err.txt
+rc=$?
+[ "$rc" = 0 ] && [ "$(cat out.txt)" = "$C: removed $((entries + 1)) entries, $bytes bytes" ] &&
+	[ "$(ls "$C")" = notes.txt ]
+check $? "clear: removes the entries and the temporary, keeps other files" "$(cat out.txt err.txt) left: $(ls "$C")"
+"$BRNRUN" bench tfcl.so --iters 1 --warmup 0 >out.txt 2>err.txt && ls "$C" | grep -q '^[0-9a-f]\{16\}\.bin$'
+check $? "after clear, the model builds its program again and stores it" "$(cat err.txt)"
+"$BRNRUN" cache frob >out.txt 2>err.txt
+rc=$?
+check $([ "$rc" = 2 ] && [ "$(sed -n 1p err.txt)" = "brnrun: cache: expected 'cache list' or 'cache clear'" ] && echo 0) \
+	"cache frob: a usage error" "exit $rc: $(cat err.txt)"
+BRN_NO_CACHE=1 "$BRNRUN" cache list >out.txt 2>&1
+check $([ "$(cat out.txt)" = "no program cache: BRN_NO_CACHE is set" ] && echo 0) "BRN_NO_CACHE=1: no cache" "$(cat out.txt)"
+
+echo "1..$n"
+[ "$failed" = 0 ]
