@@ -23,6 +23,7 @@
 #include "paths.h"
 #include "progress.h"
 #include "sampler.h"
+#include "trainlog.h"
 
 typedef struct command {
 	const char *name, *args, *help;
@@ -34,6 +35,7 @@ static int cmd_bench(int argc, char **argv);
 static int cmd_infer(int argc, char **argv);
 static int cmd_train(int argc, char **argv);
 static int cmd_cache(int argc, char **argv);
+static int cmd_plot(int argc, char **argv);
 
 static const command commands[] = {
 	{"devices", "", "list the OpenCL devices of every platform", cmd_devices},
@@ -47,11 +49,15 @@ static const command commands[] = {
 	 "      one example per line as text; --n: only the first N examples",
 	 cmd_infer},
 	{"train", "LIB.so [--model NAME] [--weights FILE] [--data DIR] [--steps N] [--lr LR] [--seed S]\n"
-	          "        [--ckpt PATH] [--ckpt-every K]",
+	          "        [--ckpt PATH] [--ckpt-every K] [--log FILE.csv] [--log-every K] [--eval-every K]",
 	 "train until step N (default 3000; lr 0.01, seed 1) on the IDX set in DIR (default\n"
 	 "      $BRN_DATA, else " IDX_DEFAULT_DIR ") with shuffled epochs and a progress bar;\n"
-	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files",
+	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files\n"
+	 "      (at the end, and every K steps with --eval-every); --log: a CSV row every K\n"
+	 "      steps (default 100): " TRAINLOG_HEADER,
 	 cmd_train},
+	{"plot", "LOG.csv -o CURVE.png",
+	 "draw the loss (and test accuracy) of a train --log file with gnuplot", cmd_plot},
 	{"cache", "list|clear",
 	 "list the compiled OpenCL programs brnc's runtime keeps (see 'cache' below), or\n"
 	 "      remove them all (the next run of each model builds its program again)",
@@ -648,15 +654,15 @@ done:
 /* --- train: an IDX data set -------------------------------------------------------- */
 
 typedef struct train_opts {
-	const char *lib, *model, *weights, *data, *ckpt;
-	long long steps, ckpt_every;
+	const char *lib, *model, *weights, *data, *ckpt, *log;
+	long long steps, ckpt_every, log_every, eval_every;
 	double lr;
 	uint64_t seed;
 } train_opts;
 
 static int train_args(int argc, char **argv, train_opts *o)
 {
-	*o = (train_opts){.steps = 3000, .lr = 0.01, .seed = 1};
+	*o = (train_opts){.steps = 3000, .lr = 0.01, .seed = 1, .log_every = 100};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (a[0] != '-') {
@@ -676,6 +682,12 @@ static int train_args(int argc, char **argv, train_opts *o)
 			o->data = v;
 		else if (strcmp(a, "--ckpt") == 0)
 			o->ckpt = v;
+		else if (strcmp(a, "--log") == 0)
+			o->log = v;
+		else if (strcmp(a, "--log-every") == 0 || strcmp(a, "--eval-every") == 0) {
+			if (int_in(v, a[2] == 'l' ? 1 : 0, 1000000000, a[2] == 'l' ? &o->log_every : &o->eval_every))
+				return usage_error("%s wants an integer in %d..1000000000, got '%s'", a, a[2] == 'l', v);
+		}
 		else if (strcmp(a, "--steps") == 0) {
 			if (int_in(v, 0, 1000000000, &o->steps))
 				return usage_error("--steps wants an integer in 0..1000000000, got '%s'", v);
@@ -763,10 +775,67 @@ static int check_ckpt(const train_opts *o, const char *dir)
 	return 0;
 }
 
+/* Before training: --log can be written and is none of the run's inputs. */
+static int check_log(const train_opts *o, const char *dir)
+{
+	char paths[4][4096], err[1024];
+	idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
+	idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
+	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3], o->weights, o->ckpt};
+	if (paths_check_output("--log", o->log, inputs, 7, err, sizeof err))
+		return fail("%s", err);
+	return 0;
+}
+
+/* The t10k split, checked against the model; rc 0 and test->n 0 when DIR has none. */
+static int load_test(const model_api *api, const char *dir, idx_set *test)
+{
+	char err[1024];
+	if (test->n || !has_split(dir, "t10k"))
+		return 0;
+	if (idx_load(test, dir, "t10k", err, sizeof err))
+		return fail("%s", err);
+	return check_set(api, test, dir, "t10k");
+}
+
+/* A --log row at step; with an evaluation when acc >= 0. */
+static int log_row(trainlog *l, const model_api *api, void *m, int64_t step, double lr, double acc)
+{
+	char err[1024];
+	float r_max = 0, d_max = 0;
+	if (api->schedule)
+		api->schedule(m, &r_max, &d_max);
+	return trainlog_row(l, step, *api->batch, r_max, d_max, lr, acc, err, sizeof err) ? fail("%s", err) : 0;
+}
+
 static int save(const model_api *api, void *m, const char *path)
 {
 	if (api->save(m, path))
 		return fail("cannot save %s: %s", path, api->error(m));
+	return 0;
+}
+
+/* After step done steps: a test evaluation every --eval-every steps, a
+ * --log row every --log-every steps or with an evaluation (not at the last
+ * step: the run's end writes that row, with the final accuracy). */
+static int train_eval_log(const train_opts *o, const model_api *api, void *m, const idx_set *test,
+                          trainlog *log, progress *p, long long done, float *out)
+{
+	double acc = -1;
+	int rc;
+	if (done >= o->steps)
+		return 0;
+	if (o->eval_every && done % o->eval_every == 0 && test->n) {
+		double t0 = progress_now();
+		if ((rc = evaluate(api, m, test, out, &acc)) != 0)
+			return rc;
+		p->paused += progress_now() - t0;
+		if (log->f)
+			trainlog_pause(log, progress_now() - t0);
+		progress_say(p, "brnrun: step %lld: test accuracy %.4f\n", done, acc);
+	}
+	if (log->f && (acc >= 0 || done % o->log_every == 0))
+		return log_row(log, api, m, done, o->lr, acc);
 	return 0;
 }
 
@@ -783,6 +852,7 @@ static int cmd_train(int argc, char **argv)
 	char err[1024];
 	double ema = 0, acc = 0;
 	long long step = 0, run = 0;
+	trainlog log = {0};
 	int rc = train_args(argc, argv, &o);
 	if (rc)
 		return rc;
@@ -799,7 +869,7 @@ static int cmd_train(int argc, char **argv)
 	}
 	int batch = *api.batch, in = *api.input_size;
 	const char *dir = idx_data_dir(o.data);
-	if (o.ckpt && (rc = check_ckpt(&o, dir)) != 0)
+	if ((o.ckpt && (rc = check_ckpt(&o, dir)) != 0) || (o.log && (rc = check_log(&o, dir)) != 0))
 		goto done;
 	if (idx_load(&train, dir, "train", err, sizeof err)) {
 		rc = fail("%s", err);
@@ -824,6 +894,12 @@ static int cmd_train(int argc, char **argv)
 	if ((rc = open_model(&api, &m, o.weights, o.seed)) != 0)
 		goto done;
 	step = api.step(m);
+	if (o.eval_every && (rc = load_test(&api, dir, &test)) != 0)
+		goto done;
+	if (o.log && trainlog_open(&log, o.log, step, err, sizeof err)) {
+		rc = fail("%s", err);
+		goto done;
+	}
 	fprintf(stderr,
 	        "brnrun: training %s on %s, %s, %d examples, batch %d, lr %g, steps %lld..%lld\n",
 	        api.name, dir, api.device ? api.device(m) : "?", train.n, batch, o.lr, step, o.steps);
@@ -853,6 +929,10 @@ static int cmd_train(int argc, char **argv)
 		if (api.schedule)
 			api.schedule(m, &r_max, &d_max);
 		progress_draw(&p, step + 1, ema, batch, r_max, d_max);
+		if (log.f)
+			trainlog_loss(&log, loss);
+		if ((rc = train_eval_log(&o, &api, m, &test, &log, &p, step + 1, out)) != 0)
+			goto done;
 		if (o.ckpt_every && (step + 1) % o.ckpt_every == 0 && step + 1 < o.steps &&
 		    (rc = save(&api, m, o.ckpt)) != 0)
 			goto done;
@@ -861,6 +941,8 @@ static int cmd_train(int argc, char **argv)
 	if (o.ckpt && run && (rc = save(&api, m, o.ckpt)) != 0)
 		goto done;
 	if (interrupted) {
+		if (log.f && log.loss_n && (rc = log_row(&log, &api, m, step, o.lr, -1)) != 0)
+			goto done;
 		fprintf(stderr, "%sbrnrun: interrupted at step %lld%s%s\n", p.tty ? "\n" : "", step,
 		        o.ckpt ? "; saved " : "", o.ckpt ? o.ckpt : "");
 		rc = 130;
@@ -870,20 +952,20 @@ static int cmd_train(int argc, char **argv)
 	if (run)
 		printf(", loss %.4f", ema);
 	if (has_split(dir, "t10k")) {
-		if (idx_load(&test, dir, "t10k", err, sizeof err)) {
-			printf("\n");
-			rc = fail("%s", err);
-			goto done;
-		}
-		if ((rc = check_set(&api, &test, dir, "t10k")) != 0 ||
-		    (rc = evaluate(&api, m, &test, out, &acc)) != 0) {
+		if ((rc = load_test(&api, dir, &test)) != 0 || (rc = evaluate(&api, m, &test, out, &acc)) != 0) {
 			printf("\n");
 			goto done;
 		}
 		printf(", test accuracy %.4f (%d examples)\n", acc, test.n);
 	} else
 		printf(", no test set in %s\n", dir);
+	/* the last row: the steps since the previous one, and the accuracy */
+	if (log.f && (log.loss_n || log.step < step) &&
+	    (rc = log_row(&log, &api, m, step, o.lr, test.n ? acc : -1)) != 0)
+		goto done;
 done:
+	if (log.f && trainlog_close(&log, err, sizeof err) && !rc)
+		rc = fail("%s", err);
 	if (m)
 		api.close(m);
 	if (have_sampler)
@@ -896,6 +978,104 @@ done:
 	free(out);
 	dlclose(api.lib);
 	return rc;
+}
+
+/* --- plot: a training log drawn by gnuplot --------------------------------------------- */
+
+/* 1 when an executable named prog is on $PATH. */
+static int on_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char cand[4096];
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+		snprintf(cand, sizeof cand, "%.*s/%s", (int)(n ? n : 1), n ? path : ".", prog);
+		if (access(cand, X_OK) == 0)
+			return 1;
+		path += n + (path[n] == ':');
+	}
+	return 0;
+}
+
+/* A path inside a gnuplot single-quoted string: ' doubled. */
+static void gp_quoted(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++)
+		fputs(*s == '\'' ? "''" : (char[2]){*s, 0}, f);
+	fputc('\'', f);
+}
+
+/* Checks a --log file: its header, and how many rows have a test accuracy. */
+static int read_log(const char *path, long *rows, long *evals)
+{
+	char line[512];
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return fail("plot: cannot open %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail("plot: %s: is not a regular file", path);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return fail("plot: cannot open %s: %s", path, strerror(errno));
+	if (!fgets(line, sizeof line, f) || strcmp(line, TRAINLOG_HEADER "\n") != 0) {
+		fclose(f);
+		return fail("plot: %s: not a brnrun train --log file (expected the header %s)", path,
+		            TRAINLOG_HEADER);
+	}
+	*rows = *evals = 0;
+	while (fgets(line, sizeof line, f)) {
+		size_t n = strlen(line);
+		(*rows)++;
+		*evals += n > 1 && line[n - 2] != ','; /* test_acc, the last column, is set */
+	}
+	fclose(f);
+	return *rows ? 0 : fail("plot: %s: no rows yet", path);
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+	const char *log = NULL, *png = NULL;
+	long rows = 0, evals = 0;
+	char err[1024];
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			png = argv[++i];
+		else if (argv[i][0] == '-' || log)
+			return usage_error("plot: expected LOG.csv -o CURVE.png, got '%s'", argv[i]);
+		else
+			log = argv[i];
+	}
+	if (!log || !png)
+		return usage_error("plot: expected LOG.csv -o CURVE.png");
+	const char *inputs[] = {log};
+	if (paths_check_output("plot: -o", png, inputs, 1, err, sizeof err))
+		return fail("%s", err);
+	int rc = read_log(log, &rows, &evals);
+	if (rc)
+		return rc;
+	if (!on_path("gnuplot"))
+		return fail("plot: gnuplot is not on PATH; install it (Debian: apt-get install gnuplot-nox)");
+	FILE *gp = popen("gnuplot", "w"); /* a fixed command: no name goes through the shell */
+	if (!gp)
+		return fail("plot: cannot run gnuplot: %s", strerror(errno));
+	fprintf(gp, "set terminal png size 900,540\nset output ");
+	gp_quoted(gp, png);
+	fprintf(gp, "\nset datafile separator ','\nset key top right\nset xlabel 'step'\n"
+	            "set ylabel 'loss (mean since the previous row)'\nset ytics nomirror\nset grid\n");
+	if (evals)
+		fprintf(gp, "set y2label 'test accuracy'\nset y2tics\n");
+	fprintf(gp, "plot ");
+	gp_quoted(gp, log);
+	fprintf(gp, " every ::1 using 1:2 with lines title 'loss'");
+	if (evals)
+		fprintf(gp, ", '' every ::1 using 1:7 axes x1y2 with linespoints title 'test accuracy'");
+	fprintf(gp, "\n");
+	int status = pclose(gp);
+	if (status != 0)
+		return fail("plot: gnuplot failed (status %d) drawing %s", status, png);
+	printf("%s: %ld rows, %ld with test accuracy\n", png, rows, evals);
+	return 0;
 }
 
 /* --- cache: the OpenCL program cache ------------------------------------------------ */
