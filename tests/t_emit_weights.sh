@@ -50,7 +50,7 @@ check $([ "$rc" = 0 ] && [ ! -e m.h ] && [ ! -e m.c ] && echo 0) "--emit weights
 
 # the listing of tiny_fashion, turned into a weights file, is one brnc takes
 "$BRNC" --emit weights "$MODEL" >tf.txt 2>err.txt
-"$PY" - tf.txt tf.safetensors <<'EOF2'
+cat >"$tmp/gen.py" <<'EOF2'
 import json, struct, sys
 h, data = {}, b""
 for line in open(sys.argv[1]):
@@ -69,11 +69,23 @@ hb = json.dumps(h).encode()
 hb += b" " * (-len(hb) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + data)
 EOF2
+"$PY" - tf.txt tf.safetensors <"$tmp/gen.py"
 "$BRNC" "$MODEL" --weights tf.safetensors -o tf >out.txt 2>err.txt
 check $? "a weights file written from the listing folds in (names and shapes agree)" "$(cat err.txt)"
 "$BRNC" --emit weights --mode train "$MODEL" >train.txt 2>err.txt
 cmp -s tf.txt train.txt
 check $? "--mode train lists the same tensors" "$(cat err.txt)"
+
+# every difference between a weights file and the model at once, with a guess for a misspelt name
+sed -e 's/^z\.bias /z.bais /' -e 's/^c\.weight \[4, 1, 3, 3\] 36/c.weight [4, 1, 5, 5] 100/' -e '/^a\.batch_renorm\.sigma /d' \
+	tf.txt >bad.txt
+"$PY" - bad.txt bad.safetensors <"$tmp/gen.py"
+"$BRNC" "$MODEL" --weights bad.safetensors -o bad >out.txt 2>err.txt
+rc=$?
+want="brnc: error: bad.safetensors does not match the model in 4 ways: 'c.weight' is [4, 1, 5, 5] in the file, [4, 1, 3, 3] in the model; 'z.bais' is not in the model (did you mean 'z.bias'?); 'a.batch_renorm.sigma' [4] is missing; 'z.bias' [10] is missing"
+[ "$rc" = 1 ] && [ "$(cat err.txt)" = "$want" ] && [ ! -e bad.c ]
+check $? "--weights: a wrong shape, a misspelt and a missing tensor, reported together" "exit $rc" \
+	"got:      $(cat err.txt)" "expected: $want"
 
 echo "1..$n"
 [ "$failed" = 0 ]
