@@ -268,9 +268,10 @@ check $? "plot without gnuplot says how to install it" "exit $rc: $(cat err.txt)
 brnrun bench tf.so --iters 3
 [ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 3 runs, '
 check $? "bench runs" "exit $rc: $out $err"
-brnrun bench tf.so --iters 3 --train
-[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion train_step: batch 8, 3 runs, '
-check $? "bench --train runs" "exit $rc: $out $err"
+BRN_THREADS=2 brnrun bench tf.so --iters 3 --train
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion train_step: batch 8, 3 runs, ' &&
+	[ "$(echo "$out" | sed -n 1p)" = "tiny_fashion on cpu (C, 2 threads)" ]
+check $? "bench --train runs, and says on what device and how many threads" "exit $rc: $out $err"
 brnrun bench tf.so --iters 4 --warmup 0
 [ "$rc" = 0 ] && echo "$out" | grep -qE '^tiny_fashion infer: batch 8, 4 runs, median [0-9.]+ ms, mean [0-9.]+ ms, min [0-9.]+ ms, [0-9.]+ examples/s$'
 check $? "bench --warmup 0: the median, mean and min of 4 calls" "exit $rc: $out $err"

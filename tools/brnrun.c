@@ -435,6 +435,8 @@ static int cmd_bench(int argc, char **argv)
 		y[i] = i % *api.output_size;
 	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
 		goto done;
+	if (api.device) /* what the figures are of */
+		printf("%s on %s\n", api.name, api.device(m));
 	double best = 1e300, total = 0;
 	for (int i = -o.warmup; i < o.iters; i++) { /* warm-up calls are not timed */
 		double t0 = now_ms();
