@@ -10,23 +10,8 @@ BRNC="$BUILD/brnc"
 BRNRUN="$BUILD/brnrun"
 MODEL="$(realpath tests/models/tiny_fashion.brn)"
 PY=/usr/bin/python3
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh # check, done_testing, $tmp
 cd "$tmp" || exit 1
-
-n=0
-failed=0
-check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 # brnrun ARGS...: sets rc, out (stdout), err (stderr).
 brnrun() {
@@ -299,5 +284,4 @@ esac
 [ "$r" = 1 ]
 check $? "--device nosuch: exit 1, no fallback, the devices listed" "exit $rc: $err"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing

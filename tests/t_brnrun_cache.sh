@@ -7,25 +7,11 @@ BUILD="$(realpath "${BRN_BUILD:-build}")"
 BRNC="$BUILD/brnc"
 BRNRUN="$BUILD/brnrun"
 MODEL="$(realpath tests/models/tiny_fashion.brn)"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh
 cd "$tmp" || exit 1
 export XDG_CACHE_HOME="$tmp/xdg"
 unset BRN_NO_CACHE
 C="$XDG_CACHE_HOME/brnc"
-n=0
-failed=0
-check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 "$BRNRUN" --help >out.txt 2>&1
 grep -q "(here: $C); 'brnrun cache clear' empties it" out.txt && grep -q '^  cache list|clear$' out.txt
@@ -35,9 +21,8 @@ check $([ "$(cat out.txt)" = "$C: 0 entries, 0 bytes (the directory does not exi
 	"list before any run: none yet" "$(cat out.txt)"
 
 if ! "$BRNRUN" devices >/dev/null 2>&1; then
-	echo "1..$n # no OpenCL device: the rest skipped"
-	[ "$failed" = 0 ]
-	exit
+	echo "# no OpenCL device: the rest skipped"
+	done_testing
 fi
 "$BRNC" "$MODEL" --target opencl --shared -o tfcl 2>err.txt &&
 	"$BRNRUN" bench tfcl.so --iters 1 --warmup 0 >out.txt 2>>err.txt
@@ -65,5 +50,4 @@ check $([ "$rc" = 2 ] && [ "$(sed -n 1p err.txt)" = "brnrun: cache: expected 'ca
 BRN_NO_CACHE=1 "$BRNRUN" cache list >out.txt 2>&1
 check $([ "$(cat out.txt)" = "no program cache: BRN_NO_CACHE is set" ] && echo 0) "BRN_NO_CACHE=1: no cache" "$(cat out.txt)"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing

@@ -7,22 +7,8 @@ export LC_ALL=C
 BRNC="$(realpath "${BRN_BUILD:-build}/brnc")"
 PY=${PYTHON:-/usr/bin/python3}
 MODEL="$(realpath tests/models/tiny_fashion.brn)"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh
 cd "$tmp" || exit 1
-n=0
-failed=0
-check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 cat >m.brn <<'EOF2'
 model m;
@@ -87,5 +73,4 @@ want="brnc: error: bad.safetensors does not match the model in 4 ways: 'c.weight
 check $? "--weights: a wrong shape, a misspelt and a missing tensor, reported together" "exit $rc" \
 	"got:      $(cat err.txt)" "expected: $want"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing

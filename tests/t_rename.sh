@@ -7,22 +7,8 @@ BUILD="$(realpath "${BRN_BUILD:-build}")"
 CC=${BRN_CC:-cc}
 ROOT="$PWD"
 MODEL="$(realpath tests/models/tiny_fashion.brn)"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh
 cd "$tmp" || exit 1
-n=0
-failed=0
-check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 "$BRNC" "$MODEL" --mode train --name first -o first 2>err.txt &&
 	"$BRNC" "$MODEL" --mode infer --name second 2>>err.txt
@@ -80,5 +66,4 @@ usage '' "brnc: --name '': expected a name of letters, digits and '_' that does 
 usage 'exp' "brnc: --name 'exp' is a name of the C library; expected a name free in C (the generated API takes it)"
 usage 'brnx' "brnc: --name 'brnx' is reserved for brnc and libbrnrt (brn..., BRN...); expected a name free in C (the generated API takes it)"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing
