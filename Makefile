@@ -191,7 +191,8 @@ install: all
 	install -m 644 $(B)/man/brnc.1 $(B)/man/brnrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	cp -R templates $(DESTDIR)$(PREFIX)/share/brnc/
 
-# Removes what install wrote, and the directories it made when they are empty.
+# Removes what install wrote; of the directories, only brnc's own (bin/,
+# lib/ and the like are shared with other software).
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/brnc $(DESTDIR)$(PREFIX)/bin/brnrun \
 	  $(DESTDIR)$(PREFIX)/lib/libbrnrt.a $(DESTDIR)$(PREFIX)/lib/libbrnrt.so \
@@ -199,8 +200,6 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/brnrt.pc \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/brnc.1 $(DESTDIR)$(PREFIX)/share/man/man1/brnrun.1
 	rm -rf $(DESTDIR)$(PREFIX)/include/brnrt $(DESTDIR)$(PREFIX)/share/brnc
-	-rmdir $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man \
-	  $(DESTDIR)$(PREFIX)/share $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include 2>/dev/null
 
 FORCE:
 
