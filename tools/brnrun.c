@@ -686,9 +686,12 @@ static int train_args(int argc, char **argv, train_opts *o)
 			o->ckpt = v;
 		else if (strcmp(a, "--log") == 0)
 			o->log = v;
-		else if (strcmp(a, "--log-every") == 0 || strcmp(a, "--eval-every") == 0) {
-			if (int_in(v, a[2] == 'l' ? 1 : 0, 1000000000, a[2] == 'l' ? &o->log_every : &o->eval_every))
-				return usage_error("%s wants an integer in %d..1000000000, got '%s'", a, a[2] == 'l', v);
+		else if (strcmp(a, "--log-every") == 0) {
+			if (int_in(v, 1, 1000000000, &o->log_every))
+				return usage_error("--log-every wants an integer in 1..1000000000, got '%s'", v);
+		} else if (strcmp(a, "--eval-every") == 0) {
+			if (int_in(v, 0, 1000000000, &o->eval_every))
+				return usage_error("--eval-every wants an integer in 0..1000000000, got '%s'", v);
 		}
 		else if (strcmp(a, "--steps") == 0) {
 			if (int_in(v, 0, 1000000000, &o->steps))
@@ -764,27 +767,18 @@ static int check_set(const model_api *api, const idx_set *s, const char *dir, co
 	return 0;
 }
 
-/* Before training: --ckpt can be written and is none of the run's inputs
- * (--weights may be it: a run resumes and saves over its checkpoint). */
-static int check_ckpt(const train_opts *o, const char *dir)
+/* Before training: an output (--ckpt, --log) can be written and is none of
+ * the run's inputs. --weights may be the checkpoint (a run resumes and
+ * saves over it), not the log; nor may the log be the checkpoint. */
+static int check_output(const char *flag, const char *path, const train_opts *o, const char *dir)
 {
 	char paths[4][4096], err[1024];
+	int log = path == o->log;
 	idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
 	idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
-	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3]};
-	if (paths_check_output("--ckpt", o->ckpt, inputs, 5, err, sizeof err))
-		return fail("%s", err);
-	return 0;
-}
-
-/* Before training: --log can be written and is none of the run's inputs. */
-static int check_log(const train_opts *o, const char *dir)
-{
-	char paths[4][4096], err[1024];
-	idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
-	idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
-	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3], o->weights, o->ckpt};
-	if (paths_check_output("--log", o->log, inputs, 7, err, sizeof err))
+	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3], log ? o->weights : NULL,
+	                        log ? o->ckpt : NULL};
+	if (paths_check_output(flag, path, inputs, 7, err, sizeof err))
 		return fail("%s", err);
 	return 0;
 }
@@ -871,7 +865,8 @@ static int cmd_train(int argc, char **argv)
 	}
 	int batch = *api.batch, in = *api.input_size;
 	const char *dir = idx_data_dir(o.data);
-	if ((o.ckpt && (rc = check_ckpt(&o, dir)) != 0) || (o.log && (rc = check_log(&o, dir)) != 0))
+	if ((o.ckpt && (rc = check_output("--ckpt", o.ckpt, &o, dir)) != 0) ||
+	    (o.log && (rc = check_output("--log", o.log, &o, dir)) != 0))
 		goto done;
 	if (idx_load(&train, dir, "train", err, sizeof err)) {
 		rc = fail("%s", err);
