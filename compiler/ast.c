@@ -73,12 +73,13 @@ static expect_state *expect_of(brn_parser *p);
 static const char *expected(const expect_state *s)
 {
 	if (s->stmt_tokens == 0)
-		return "a statement (model, batch, input, labels, schedule, loss, output, or name = ...)";
+		return "a statement (model, batch, input, labels, schedule, defaults, loss, output, or name = ...)";
 	switch (s->prev) {
 	case TK_MODEL: case TK_INPUT: case TK_LABELS: case TK_OUTPUT:
 		return "a name";
 	case TK_BATCH: return "an integer";
 	case TK_SCHEDULE: return "a string (a schedule name or path)";
+	case TK_DEFAULTS: return "keyword arguments, e.g. eps=1e-5, alpha=0.1";
 	case TK_LOSS: return "a call, e.g. softmax_cross_entropy(logits, y)";
 	case TK_ASSIGN: case TK_LPAREN: case TK_COMMA: case TK_LBRACKET:
 		return "an expression";
@@ -156,6 +157,16 @@ void brn_build_schedule(brn_parser *p, const brn_token *k, const brn_token *str)
 	brn_stmt *s = new_stmt(p, BRN_ST_SCHEDULE, k);
 	if (s)
 		s->value = brn_build_atom(p, str);
+}
+
+/* defaults eps=..., alpha=...;  the arguments as a call named "defaults" */
+void brn_build_defaults(brn_parser *p, const brn_token *k, brn_expr *args)
+{
+	brn_stmt *s = new_stmt(p, BRN_ST_DEFAULTS, k);
+	brn_token name = *k;
+	name.text = "defaults";
+	if (s)
+		s->value = brn_build_call(p, &name, args);
 }
 
 void brn_build_assign(brn_parser *p, const brn_token *target, brn_expr *e)

@@ -34,7 +34,7 @@ struct brn_expr {
 
 typedef enum brn_stmt_kind {
 	BRN_ST_MODEL, BRN_ST_BATCH, BRN_ST_INPUT, BRN_ST_LABELS, BRN_ST_SCHEDULE,
-	BRN_ST_ASSIGN, BRN_ST_LOSS, BRN_ST_OUTPUT
+	BRN_ST_ASSIGN, BRN_ST_LOSS, BRN_ST_OUTPUT, BRN_ST_DEFAULTS
 } brn_stmt_kind;
 
 typedef struct brn_stmt brn_stmt;
@@ -44,7 +44,8 @@ struct brn_stmt {
 	const char *name;     /* MODEL, INPUT, LABELS, ASSIGN target, OUTPUT */
 	int name_line, name_col;
 	brn_expr *value;      /* BATCH (INT), SCHEDULE (STRING), INPUT/LABELS
-	                         (LIST of dims), ASSIGN and LOSS (the expression) */
+	                         (LIST of dims), ASSIGN and LOSS (the expression),
+	                         DEFAULTS (a CALL "defaults" holding its arguments) */
 	brn_stmt *next;
 };
 

@@ -19,6 +19,7 @@ void brn_build_batch(brn_parser *p, const brn_token *k, const brn_token *v);
 void brn_build_tensor(brn_parser *p, brn_stmt_kind kind, const brn_token *k,
                       const brn_token *name, brn_expr *dims);
 void brn_build_schedule(brn_parser *p, const brn_token *k, const brn_token *s);
+void brn_build_defaults(brn_parser *p, const brn_token *k, brn_expr *args);
 void brn_build_assign(brn_parser *p, const brn_token *target, brn_expr *e);
 void brn_build_loss(brn_parser *p, const brn_token *k, brn_expr *call);
 void brn_build_output(brn_parser *p, const brn_token *k, brn_expr *names);

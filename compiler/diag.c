@@ -63,7 +63,7 @@ static void put(char *buf, size_t n, size_t *at, const char *s, size_t len)
 
 int brn_diag_render(const brn_diag *d, char *buf, size_t n)
 {
-	char head[1024];
+	char head[2048];
 	size_t at = 0;
 	int k;
 	if (n)

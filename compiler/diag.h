@@ -8,7 +8,7 @@
 typedef struct brn_diag {
 	char file[256];    /* "" when not about a file */
 	int line, col;     /* 1-based; 0 when not located (col 0: line only) */
-	char msg[512];
+	char msg[1024];
 	char text[256];    /* the source line of the error, when known */
 	int has_text;
 	const char *src;   /* while compiling: the source, to capture text */

@@ -209,9 +209,13 @@ int brn_compile(const brn_options *o, FILE *out, brn_diag *d)
 	brn_arena_init(&a);
 	int rc = brn_load_model(o->model, o->batch, o->schedule, o->schedule_dir, &a, &g, d);
 	brn_diag_source(d, NULL, NULL, 0);
+	if (rc == 0 && o->name) /* checked by the caller, as a model statement's name is */
+		g.model = o->name;
 	if (rc == 0 && o->emit) {
 		if (strcmp(o->emit, "dot") == 0)
 			brn_graph_print_dot(&g, out);
+		else if (strcmp(o->emit, "weights") == 0)
+			brn_graph_print_params(&g, out);
 		else
 			brn_graph_print(&g, out);
 	} else if (rc == 0) {

@@ -12,6 +12,7 @@
 typedef struct brn_options {
 	const char *model;        /* path of the .brn file */
 	const char *out;          /* output base; NULL: the model's name */
+	const char *name;         /* NULL, or the model's name instead of the file's */
 	const char *target;       /* "c" or "opencl" */
 	const char *mode;         /* "infer" or "train" */
 	int batch;                /* 0: the model's */
@@ -21,7 +22,7 @@ typedef struct brn_options {
 	long step;                /* >= 0: fold the schedule at this step */
 	int no_fuse;
 	int shared;
-	const char *emit;         /* "graph", "dot" or NULL */
+	const char *emit;         /* "graph", "dot", "weights" or NULL */
 	const char *command_line; /* for the generated files' header comment */
 } brn_options;
 

@@ -69,7 +69,10 @@ typedef struct builder {
 	int counts[BRN_OP_COUNT];
 	int depth;
 	/* where each header statement was seen (line), for duplicates */
-	int seen[BRN_ST_OUTPUT + 1];
+	int seen[BRN_ST_DEFAULTS + 1];
+	/* the model's `defaults`: eps and alpha of norms that do not give them */
+	double eps, alpha;
+	int has_eps, has_alpha;
 } builder;
 
 static int err(builder *b, int line, int col, const char *fmt, ...)
@@ -296,6 +299,10 @@ static int set_defaults(builder *b, brn_node *n, const brn_op_def *def, const in
 			memcpy(slot, n->kernel, sizeof n->kernel);
 		} else if (strcmp(a->dflt, "@schedule") == 0) {
 			((brn_bound *)slot)->sched = b->g->schedule;
+		} else if (a->type == BRN_ATTR_FLOAT && b->has_eps && a->offset == offsetof(brn_node, eps)) {
+			*(double *)slot = b->eps;
+		} else if (a->type == BRN_ATTR_FLOAT && b->has_alpha && a->offset == offsetof(brn_node, alpha)) {
+			*(double *)slot = b->alpha;
 		} else if (a->type == BRN_ATTR_FLOAT) {
 			*(double *)slot = strtod(a->dflt, NULL);
 		} else if (a->type == BRN_ATTR_BOOL) {
@@ -606,6 +613,37 @@ static int header(builder *b, const brn_stmt *s)
 	return 0;
 }
 
+/* `defaults eps=1e-5, alpha=0.1;`: the norms' eps and alpha where a norm
+ * does not give its own, checked as a norm's own would be. */
+static int defaults(builder *b, const brn_stmt *s)
+{
+	const brn_op_def *norm = brn_op_get(BRN_OP_BATCH_NORM);
+	if (b->seen[BRN_ST_DEFAULTS])
+		return err(b, s->line, s->col, "duplicate 'defaults' statement (the first is on line %d)",
+		           b->seen[BRN_ST_DEFAULTS]);
+	b->seen[BRN_ST_DEFAULTS] = s->line;
+	for (const brn_arg *a = s->value->args; a; a = a->next) {
+		brn_node scratch;
+		int eps = a->key && strcmp(a->key, "eps") == 0, alpha = a->key && strcmp(a->key, "alpha") == 0;
+		if (!a->key)
+			return err(b, a->line, a->col, "defaults: expected keyword arguments such as eps=1e-5, "
+			           "alpha=0.1");
+		if (!eps && !alpha)
+			return err(b, a->line, a->col, "defaults: unknown keyword '%s' (it takes eps, alpha)", a->key);
+		if ((eps && b->has_eps) || (alpha && b->has_alpha))
+			return err(b, a->line, a->col, "defaults: '%s' given twice", a->key);
+		for (int i = 0; i < BRN_OP_MAX_ARGS && norm->args[i].name; i++)
+			if (strcmp(norm->args[i].name, a->key) == 0 &&
+			    set_attr(b, &scratch, "defaults", &norm->args[i], a->value))
+				return -1;
+		if (eps)
+			b->eps = scratch.eps, b->has_eps = 1;
+		else
+			b->alpha = scratch.alpha, b->has_alpha = 1;
+	}
+	return 0;
+}
+
 static int statement(builder *b, const brn_stmt *s)
 {
 	brn_graph *g = b->g;
@@ -648,6 +686,8 @@ static int statement(builder *b, const brn_stmt *s)
 		g->output = id;
 		return 0;
 	}
+	case BRN_ST_DEFAULTS:
+		return 0; /* read before the layers (brn_graph_build) */
 	default:
 		return header(b, s);
 	}
@@ -696,6 +736,9 @@ int brn_graph_build(const brn_ast *ast, int batch_override, const char *default_
 		g->batch = 1;
 	if (!g->schedule)
 		g->schedule = "paper";
+	for (const brn_stmt *t = s; t; t = t->next)
+		if (t->kind == BRN_ST_DEFAULTS && defaults(&b, t))
+			return -1;
 	/* nodes are large (two schedules each): allocate them once, not by doubling */
 	size_t calls = 2;
 	for (const brn_stmt *t = s; t; t = t->next)
@@ -827,6 +870,30 @@ void brn_graph_print(const brn_graph *g, FILE *f)
 		fprintf(f, " -> [%d, %d, %d, %d]%s\n", n->shape[0], n->shape[1], n->shape[2], n->shape[3],
 		        i == g->output ? " output" : "");
 	}
+}
+
+void brn_graph_print_params(const brn_graph *g, FILE *f)
+{
+	long total = 0, trainable = 0;
+	int tensors = 0;
+	fprintf(f, "# tensors of model %s, as weights files name them: name, shape, values\n", g->model);
+	for (int i = 0; i < g->n; i++) {
+		brn_param ps[6];
+		int k = brn_graph_params(g, &g->nodes[i], ps);
+		for (int j = 0; j < k; j++) {
+			char shape[96] = "";
+			for (int d = 0; d < ps[j].ndim; d++)
+				snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%d", d ? ", " : "",
+				         ps[j].shape[d]);
+			fprintf(f, "%s.%s [%s] %ld%s\n", g->nodes[i].name, ps[j].suffix, shape, ps[j].count,
+			        ps[j].trainable ? "" : " statistic");
+			tensors++;
+			total += ps[j].count;
+			trainable += ps[j].trainable ? ps[j].count : 0;
+		}
+	}
+	fprintf(f, "total %d tensors, %ld values (%ld trainable), %ld bytes as float32\n", tensors, total,
+	        trainable, total * 4);
 }
 
 void brn_graph_print_dot(const brn_graph *g, FILE *f)

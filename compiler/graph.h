@@ -81,6 +81,9 @@ int brn_is_norm(brn_opcode op);
 /* One line per node: "c1 = conv(x) out=32 kernel=3x3 ... -> [32, 1, 28, 28]". */
 void brn_graph_print(const brn_graph *g, FILE *f);
 void brn_graph_print_dot(const brn_graph *g, FILE *f);
+/* One line per parameter or statistic, as weights files name them
+ * ("c1.weight [8, 1, 3, 3] 72"; statistics marked), then the total. */
+void brn_graph_print_params(const brn_graph *g, FILE *f);
 /* Checks the IR's invariants (topological order, shapes, arity): for tests. */
 int brn_graph_check(const brn_graph *g, brn_diag *d);
 

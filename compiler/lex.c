@@ -16,7 +16,7 @@ static const struct {
 } keywords[] = {
 	{"model", TK_MODEL}, {"batch", TK_BATCH}, {"input", TK_INPUT},
 	{"labels", TK_LABELS}, {"schedule", TK_SCHEDULE}, {"loss", TK_LOSS},
-	{"output", TK_OUTPUT}, {"true", TK_TRUE}, {"false", TK_FALSE},
+	{"output", TK_OUTPUT}, {"defaults", TK_DEFAULTS}, {"true", TK_TRUE}, {"false", TK_FALSE},
 };
 
 static const struct {

@@ -14,6 +14,7 @@
 #include "diag.h"
 #include "driver.h"
 #include "graph.h"
+#include "names.h"
 
 #define BRNC_VERSION "0.1.0"
 
@@ -25,6 +26,8 @@ static const char usage[] =
 	"\n"
 	"options:\n"
 	"  -o BASE            output files BASE.h, BASE.c (default: the model name)\n"
+	"  --name NAME        the model's name instead of the file's: the prefix of the\n"
+	"                     generated API (two builds of one model in one program)\n"
 	"  --target c|opencl  code to emit (default c)\n"
 	"  --mode infer|train inference only, or training too (default infer)\n"
 	"  --batch N          compile-time batch (overrides the model's 'batch')\n"
@@ -33,6 +36,8 @@ static const char usage[] =
 	"  --step T           fold the r_max/d_max schedule at step T\n"
 	"  --no-fuse          one kernel per op (for comparison)\n"
 	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
+	"  --emit weights     list the tensors a weights file holds (name, shape,\n"
+	"                     values) with the total, and stop\n"
 	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
 	"  -h, --help         this help\n"
 	"  --version          the version\n"
@@ -43,7 +48,7 @@ static int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "brnc: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n(see brnc --help)\n");
+	fprintf(stderr, "\nbrnc: see brnc --help\n");
 	return 2;
 }
 
@@ -196,6 +201,27 @@ static int check_base(const char *base)
 	return 0;
 }
 
+/* --name NAME: a name the model statement could give (a C identifier of at
+ * most 128 characters, free in C). */
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+	int ident = n > 0 && n <= 128 && !(name[0] >= '0' && name[0] <= '9');
+	for (const char *c = name; *c && ident; c++)
+		ident = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		        *c == '_';
+	if (!ident)
+		return usage_error("--name '%s': expected a name of letters, digits and '_' that does not start "
+		                   "with a digit (at most 128 characters)", name);
+	if (brn_model_name_problem(name)) {
+		fprintf(stderr, "brnc: --name '%s' %s; expected a name free in C (the generated API takes it)\n",
+		        name, brn_model_name_problem(name));
+		fprintf(stderr, "brnc: see brnc --help\n");
+		return 2;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	brn_options o;
@@ -219,12 +245,17 @@ int main(int argc, char **argv)
 			o.shared = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--mode") ||
 		           !strcmp(a, "--batch") || !strcmp(a, "--schedule") || !strcmp(a, "--weights") ||
-		           !strcmp(a, "--step") || !strcmp(a, "--emit")) {
+		           !strcmp(a, "--step") || !strcmp(a, "--emit") || !strcmp(a, "--name")) {
 			if (!v)
 				return usage_error("option %s needs a value", a);
 			i++;
 			if (!strcmp(a, "-o"))
 				o.out = v;
+			else if (!strcmp(a, "--name")) {
+				if (check_name(v))
+					return 2;
+				o.name = v;
+			}
 			else if (!strcmp(a, "--target")) {
 				if (strcmp(v, "c") && strcmp(v, "opencl"))
 					return usage_error("--target must be c or opencl, not '%s'", v);
@@ -246,8 +277,8 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--weights"))
 				o.weights = v;
 			else {
-				if (strcmp(v, "graph") && strcmp(v, "dot"))
-					return usage_error("--emit must be graph or dot, not '%s'", v);
+				if (strcmp(v, "graph") && strcmp(v, "dot") && strcmp(v, "weights"))
+					return usage_error("--emit must be graph, dot or weights, not '%s'", v);
 				o.emit = v;
 			}
 		} else if (a[0] == '-' && a[1]) {
@@ -283,7 +314,7 @@ int main(int argc, char **argv)
 	if (rc) {
 		char buf[4096];
 		brn_diag_render(&d, buf, sizeof buf);
-		fputs(buf, stderr);
+		fprintf(stderr, "brnc: %s", buf); /* every diagnostic names its program */
 		if (buf[0] && buf[strlen(buf) - 1] != '\n')
 			fputc('\n', stderr);
 		return rc == BRN_COMPILE_INTERNAL ? 3 : 1;

@@ -19,7 +19,7 @@
 %syntax_error { brn_build_syntax_error(p, &yyminor, yymajor); }
 %stack_overflow { brn_build_overflow(p); }
 
-%token MODEL BATCH INPUT LABELS SCHEDULE LOSS OUTPUT TRUE FALSE.
+%token MODEL BATCH INPUT LABELS SCHEDULE DEFAULTS LOSS OUTPUT TRUE FALSE.
 %token NAME INT FLOAT STRING.
 %token SEMI ASSIGN LPAREN RPAREN LBRACKET RBRACKET COMMA MINUS.
 
@@ -41,6 +41,7 @@ statement ::= BATCH(K) INT(V) SEMI.                  { brn_build_batch(p, &K, &V
 statement ::= INPUT(K) NAME(N) list(L) SEMI.         { brn_build_tensor(p, BRN_ST_INPUT, &K, &N, L); }
 statement ::= LABELS(K) NAME(N) list(L) SEMI.        { brn_build_tensor(p, BRN_ST_LABELS, &K, &N, L); }
 statement ::= SCHEDULE(K) STRING(S) SEMI.            { brn_build_schedule(p, &K, &S); }
+statement ::= DEFAULTS(K) arglist(L) SEMI.           { brn_build_defaults(p, &K, L); }
 
 /* layers */
 statement ::= NAME(T) ASSIGN expr(E) SEMI.           { brn_build_assign(p, &T, E); }

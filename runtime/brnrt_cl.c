@@ -3,6 +3,7 @@
  * checksum, so a torn or corrupt entry is rebuilt, never trusted. A brnrt_cl
  * is not thread-safe: use one per thread or lock around it. */
 #include "brnrt_cl.h"
+#include "brnrt_fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -175,13 +176,43 @@ static void describe(brnrt_cl_device *d, int index, cl_platform_id p, cl_device_
 	d->max_work_group = wg;
 }
 
+static int make_dirs(const char *dir);
+
+/* POCL drops all its devices when it cannot create its kernel cache
+ * directory (pocl_cache_init_topdir: $POCL_CACHE_DIR if it exists, else
+ * $XDG_CACHE_HOME/pocl/kcache, else ~/.cache/pocl/kcache), and the platform
+ * then looks empty. 1, with why filled, when that directory is unusable. */
+static int pocl_cache_unusable(char *why, size_t n)
+{
+	const char *env = getenv("POCL_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	char dir[4096];
+	struct stat st;
+	if (env && *env && stat(env, &st) == 0)
+		snprintf(dir, sizeof dir, "%s", env);
+	else if (xdg && *xdg)
+		snprintf(dir, sizeof dir, "%s/pocl/kcache", xdg);
+	else if (home)
+		snprintf(dir, sizeof dir, "%s/.cache/pocl/kcache", home);
+	else
+		snprintf(dir, sizeof dir, "/tmp/POCL_CACHE");
+	errno = 0;
+	if (make_dirs(dir) == 0 && access(dir, W_OK) == 0)
+		return 0;
+	snprintf(why, n, "POCL's kernel cache directory %.600s cannot be created or written (%s), and "
+	         "POCL drops its devices without it; set POCL_CACHE_DIR or XDG_CACHE_HOME to a "
+	         "writable directory", dir, errno ? strerror(errno) : "not a directory");
+	return 1;
+}
+
 /* Lists every device of every platform into out (and ids, when not NULL),
  * up to max; *count gets the total. */
 static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, brnrt_error *e)
 {
 	cl_platform_id plats[MAX_PLATFORMS];
 	cl_uint np = 0;
-	int n = 0;
+	int n = 0, pocl = 0;
+	char why[900];
 
 	*count = 0;
 	cl_int err = clGetPlatformIDs(MAX_PLATFORMS, plats, &np);
@@ -194,6 +225,10 @@ static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, br
 	for (cl_uint p = 0; p < np; p++) {
 		cl_device_id devs[MAX_DEVICES];
 		cl_uint nd = 0;
+		char pname[256];
+		info_str(clGetPlatformInfo(plats[p], CL_PLATFORM_NAME, sizeof pname, pname, NULL), pname,
+		         sizeof pname);
+		pocl |= icase_contains(pname, "Portable Computing Language") || icase_contains(pname, "pocl");
 		err = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, devs, &nd);
 		if (err == CL_DEVICE_NOT_FOUND)
 			continue;
@@ -208,6 +243,9 @@ static int list(brnrt_cl_device *out, cl_device_id *ids, int max, int *count, br
 		}
 	}
 	*count = n;
+	if (n == 0 && pocl && pocl_cache_unusable(why, sizeof why))
+		return brnrt_errorf(e, BRN_ENODEV, "no OpenCL device found on %u platform%s: %s",
+		                    np, np == 1 ? "" : "s", why);
 	if (n == 0)
 		return brnrt_errorf(e, BRN_ENODEV, "no OpenCL device found on %u platform%s; %s",
 		                    np, np == 1 ? "" : "s", INSTALL_HINT);
@@ -582,38 +620,6 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-/* A process killed while writing an entry leaves <path>.tmp.<pid>.<salt>;
- * storing path removes those of processes that no longer run (a live
- * one's may be a write under way). */
-static void remove_stale_temps(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : NULL;
-	const char *base = slash ? slash + 1 : path;
-	size_t blen = strlen(base);
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *ent;
-	struct stat st;
-	while (d && (ent = readdir(d)) != NULL) {
-		const char *s = ent->d_name, *digits = s + blen + 5;
-		char *end;
-		if (strncmp(s, base, blen) != 0 || strncmp(s + blen, ".tmp.", 5) != 0 ||
-		    *digits < '1' || *digits > '9')
-			continue;
-		errno = 0;
-		long pid = strtol(digits, &end, 10);
-		if (*end != '.' || errno || (pid_t)pid != pid || pid == (long)getpid())
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (fstatat(dirfd(d), s, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			unlinkat(dirfd(d), s, 0);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-}
-
 /* Writes to a temporary name unique to this process and call, then renames:
  * a reader sees the old entry, the new one, or none, never a torn one.
  * Failing to write is not an error; the next build just misses again. */
@@ -660,7 +666,7 @@ static void cache_store(cl_program prog, const char *path, uint64_t key)
 	    clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof again, &again, NULL) ==
 	            CL_SUCCESS &&
 	    again == n && binary_whole(bin, n)) {
-		remove_stale_temps(path);
+		brnrt_fs_remove_stale_temps(path, ".tmp.");
 		entry_write(path, key, bin, n);
 	}
 	free(bin);
@@ -762,6 +768,15 @@ int brnrt_cl_build(brnrt_cl *cl, const char *src, const char *options, cl_progra
 	if (rc == BRN_OK && cached)
 		cache_store(*prog, path, key);
 	return rc;
+}
+
+int brnrt_cl_cache_entry(const char *name)
+{
+	size_t i = 0;
+	while (i < 16 && ((name[i] >= '0' && name[i] <= '9') || (name[i] >= 'a' && name[i] <= 'f')))
+		i++;
+	return i == 16 && strncmp(name + 16, ".bin", 4) == 0 &&
+	       (name[20] == 0 || strncmp(name + 20, ".tmp.", 5) == 0);
 }
 
 /* --- buffers and launches ------------------------------------------------------ */

@@ -49,6 +49,10 @@ int brnrt_cl_build(brnrt_cl *cl, const char *src, const char *options,
                    cl_program *prog, int *hit, brnrt_error *e);
 /* The directory the cache uses now (for tests and brnrun). */
 const char *brnrt_cl_cache_dir(char *buf, size_t n);
+/* 1 when a file name in that directory is a cache entry (<16 hex>.bin) or
+ * the temporary of one (<16 hex>.bin.tmp.<pid>.<salt>): what
+ * `brnrun cache list|clear` lists and removes, and nothing else. */
+int brnrt_cl_cache_entry(const char *name);
 
 int brnrt_cl_kernel(brnrt_cl *cl, cl_program prog, const char *name,
                     cl_kernel *k, brnrt_error *e);

@@ -3,6 +3,7 @@
  * scratch memory before it touches the caller's buffers; save writes a
  * temporary file, syncs it and renames it over the old one. */
 #include "brnrt_st.h"
+#include "brnrt_fs.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -216,12 +217,90 @@ bad_shape:
 	                    path, name, ST_MAX_DIMS);
 }
 
-/* Matches t to a spec: it must exist (unless ignored), once, same shape. */
+/* --- mismatches: every one reported at once --------------------------------- */
+
+/* The differences between a file and the model: one is reported in its
+ * own words, several as a list (as many as fit, then a count). */
+typedef struct mismatches {
+	int count;
+	char first[1024]; /* the message when there is one */
+	char list[800];
+	size_t used;
+	int cut;
+} mismatches;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static void mismatch(mismatches *m, const char *single, const char *fmt, ...)
+{
+	char item[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(item, sizeof item, fmt, ap);
+	va_end(ap);
+	if (m->count++ == 0)
+		snprintf(m->first, sizeof m->first, "%s", single);
+	size_t len = strlen(item) + (m->used ? 2 : 0);
+	if (m->cut || m->used + len >= sizeof m->list) {
+		m->cut++;
+		return;
+	}
+	snprintf(m->list + m->used, sizeof m->list - m->used, "%s%s", m->used ? "; " : "", item);
+	m->used += len;
+}
+
+/* Levenshtein distance of a and b, or limit + 1 once it must exceed limit. */
+static size_t edit_distance(const char *a, const char *b, size_t limit)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if ((la > lb ? la - lb : lb - la) > limit || lb > 1024)
+		return limit + 1;
+	size_t row[1025];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0], best = row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+			v = up + 1 < v ? up + 1 : v;
+			v = row[j - 1] + 1 < v ? row[j - 1] + 1 : v;
+			diag = up;
+			row[j] = v;
+			best = v < best ? v : best;
+		}
+		if (best > limit)
+			return limit + 1;
+	}
+	return row[lb];
+}
+
+/* The model's tensor the file's name most likely meant: the nearest name
+ * the file lacks, within a few edits (a third of the name); NULL if none. */
+static const char *near_name(const char *name, const brnrt_st_tensor *specs, int n,
+                             const unsigned char *seen)
+{
+	size_t limit = strlen(name) / 3 > 1 ? strlen(name) / 3 : 1, best = limit + 1;
+	const char *pick = NULL;
+	for (int i = 0, tried = 0; i < n && tried < 4096; i++) {
+		if (seen[i])
+			continue;
+		tried++;
+		size_t d = edit_distance(name, specs[i].name, best - 1 < limit ? best - 1 : limit);
+		if (d < best)
+			best = d, pick = specs[i].name;
+	}
+	return pick;
+}
+
+/* Matches t to a spec: it must exist (unless ignored), once, same shape.
+ * A name or shape the model does not have is noted in m (t->spec -1);
+ * only a tensor given twice is an error at once. */
 static int match_spec(const char *path, struct ftensor *t, const brnrt_st_tensor *specs,
                       int n, const char *ignore_suffix, const unsigned char *seen,
-                      brnrt_error *e)
+                      mismatches *m, brnrt_error *e)
 {
-	char fbuf[256], mbuf[256];
+	char fbuf[256], mbuf[256], single[1024];
 
 	t->spec = -1;
 	if (ignore_suffix && *ignore_suffix && ends_with(t->name, ignore_suffix))
@@ -230,8 +309,7 @@ static int match_spec(const char *path, struct ftensor *t, const brnrt_st_tensor
 		if (strcmp(specs[i].name, t->name) == 0)
 			t->spec = i;
 	if (t->spec < 0)
-		return brnrt_errorf(e, BRN_EMISMATCH, "%s has tensor '%s' that the model does not have",
-		                    path, t->name);
+		return BRN_OK; /* after the whole header: near_name needs to know what is missing */
 	if (seen[t->spec])
 		return brnrt_errorf(e, BRN_EFORMAT, "%s: tensor '%s' appears twice", path, t->name);
 
@@ -242,9 +320,11 @@ static int match_spec(const char *path, struct ftensor *t, const brnrt_st_tensor
 	if (!same) {
 		format_shape(fbuf, sizeof fbuf, t->shape, t->ndim);
 		format_shape(mbuf, sizeof mbuf, s->shape, s->ndim);
-		return brnrt_errorf(e, BRN_EMISMATCH,
-		                    "%s: tensor '%s' has shape %s in the file but the model "
-		                    "expects %s", path, t->name, fbuf, mbuf);
+		snprintf(single, sizeof single, "%s: tensor '%s' has shape %s in the file but the model expects %s",
+		         path, t->name, fbuf, mbuf);
+		mismatch(m, single, "'%s' is %s in the file, %s in the model", t->name, fbuf, mbuf);
+		t->spec = -1;
+		return BRN_OK;
 	}
 	return BRN_OK;
 }
@@ -281,8 +361,9 @@ static int check_header(const char *path, const cJSON *root, int64_t data_size,
                         int64_t *step, brnrt_error *e)
 {
 	const cJSON *item;
-	char buf[256];
-	int rc;
+	char buf[256], single[1024];
+	mismatches m = {0};
+	int rc, shape_wrong = 0;
 
 	*count = 0;
 	cJSON_ArrayForEach(item, root) {
@@ -294,12 +375,47 @@ static int check_header(const char *path, const cJSON *root, int64_t data_size,
 		struct ftensor *t = &ts[*count];
 		if ((rc = parse_tensor(path, item, data_size, t, e)) != BRN_OK)
 			return rc;
-		if ((rc = match_spec(path, t, specs, n, ignore_suffix, seen, e)) != BRN_OK)
+		int before = m.count;
+		if ((rc = match_spec(path, t, specs, n, ignore_suffix, seen, &m, e)) != BRN_OK)
 			return rc;
 		if (t->spec >= 0)
 			seen[t->spec] = 1;
+		else if (m.count > before) { /* in the model, another shape: not missing too */
+			for (int i = 0; i < n; i++)
+				if (strcmp(specs[i].name, t->name) == 0)
+					seen[i] = 2;
+			shape_wrong++;
+		}
 		(*count)++;
 	}
+	/* names the model does not have, each with the nearest one it lacks */
+	for (int i = 0; i < *count; i++) {
+		const char *name = ts[i].name, *near;
+		if (ts[i].spec >= 0 || (ignore_suffix && *ignore_suffix && ends_with(name, ignore_suffix)))
+			continue;
+		int in_model = 0;
+		for (int k = 0; k < n && shape_wrong && !in_model; k++)
+			in_model = strcmp(specs[k].name, name) == 0;
+		if (in_model)
+			continue;
+		near = near_name(name, specs, n, seen);
+		snprintf(single, sizeof single, "%s has tensor '%s' that the model does not have%s%s%s", path, name,
+		         near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+		mismatch(&m, single, "'%s' is not in the model%s%s%s", name, near ? " (did you mean '" : "",
+		         near ? near : "", near ? "'?)" : "");
+	}
+	for (int i = 0; i < n; i++) {
+		if (seen[i] || specs[i].optional)
+			continue;
+		format_shape(buf, sizeof buf, specs[i].shape, specs[i].ndim);
+		snprintf(single, sizeof single, "%s has no tensor '%s' (the model needs %s)", path, specs[i].name, buf);
+		mismatch(&m, single, "'%s' %s is missing", specs[i].name, buf);
+	}
+	if (m.count == 1)
+		return brnrt_errorf(e, BRN_EMISMATCH, "%s", m.first);
+	if (m.count > 1)
+		return brnrt_errorf(e, BRN_EMISMATCH, "%s does not match the model in %d ways: %s%s", path, m.count,
+		                    m.list, m.cut ? "; ..." : "");
 	if ((rc = check_overlap(path, ts, *count, e)) != BRN_OK)
 		return rc;
 	/* bytes that no tensor owns are damage, or a second file appended */
@@ -311,13 +427,6 @@ static int check_header(const char *path, const cJSON *root, int64_t data_size,
 		                    "%s: %lld bytes after the last tensor's data (the tensors end "
 		                    "at byte %lld of %lld)", path, (long long)(data_size - data_end),
 		                    (long long)data_end, (long long)data_size);
-	for (int i = 0; i < n; i++) {
-		if (seen[i] || specs[i].optional)
-			continue;
-		format_shape(buf, sizeof buf, specs[i].shape, specs[i].ndim);
-		return brnrt_errorf(e, BRN_EMISMATCH, "%s has no tensor '%s' (the model needs %s)",
-		                    path, specs[i].name, buf);
-	}
 	return BRN_OK;
 }
 
@@ -653,41 +762,6 @@ static void sync_dir(const char *path)
 	free(dir);
 }
 
-/* A save killed before its rename (kill -9, a crash, power) leaves
- * <path>.tmp-<pid>. Each save to path removes such files of processes that
- * are gone; one of a live process (or of another host sharing the
- * directory, whose pid means nothing here) may be a save under way, and a
- * later save removes it once the process is gone. */
-static void remove_stale_temps(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	const char *base = slash ? slash + 1 : path;
-	size_t blen = strlen(base);
-	char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
-	DIR *d = dir ? opendir(dir) : NULL;
-	struct dirent *ent;
-	struct stat st;
-
-	while (d && (ent = readdir(d)) != NULL) {
-		const char *s = ent->d_name, *digits = s + blen + 5;
-		char *end;
-		if (strncmp(s, base, blen) != 0 || strncmp(s + blen, ".tmp-", 5) != 0 ||
-		    *digits < '1' || *digits > '9')
-			continue;
-		errno = 0;
-		long pid = strtol(digits, &end, 10);
-		if (*end || errno || pid <= 0 || pid == (long)getpid() || (pid_t)pid != pid)
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (fstatat(dirfd(d), s, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-			unlinkat(dirfd(d), s, 0);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-}
-
 /* The temp name is unique per process, not per call: two threads saving to
  * one path (separate models may run in separate threads) would truncate and
  * rename each other's temp file, so a process writes one temp file at a time. */
@@ -712,7 +786,7 @@ int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
 	snprintf(tmp, tmplen, "%s.tmp-%ld", path, (long)getpid());
 
 	locked = pthread_mutex_lock(&save_lock) == 0;
-	remove_stale_temps(path);
+	brnrt_fs_remove_stale_temps(path, ".tmp-");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0) {
 		rc = brnrt_errorf(e, BRN_EIO, "%s: cannot create %s: %s", path, tmp, strerror(errno));

@@ -4,10 +4,36 @@ static const char *brn_nonfinite_name(float v)
 	return isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
 }
 
+/* 1 when any of v[0..n) is nan or inf (all exponent bits set). Blocks of
+ * 64 without a branch inside, which compilers vectorize: the check after
+ * every step reads the state at memory speed. */
+static int brn_any_nonfinite(const float *v, long n)
+{
+	long i = 0;
+	for (; i + 64 <= n; i += 64) {
+		uint32_t block = 0;
+		for (int k = 0; k < 64; k++) {
+			uint32_t u;
+			memcpy(&u, &v[i + k], sizeof u);
+			block |= (u & 0x7f800000u) == 0x7f800000u;
+		}
+		if (block)
+			return 1;
+	}
+	for (; i < n; i++)
+		if (!isfinite(v[i]))
+			return 1;
+	return 0;
+}
+
 /* After a step: 0 when the state is finite, else a message naming the first
- * tensor (or momentum buffer) that is not. */
+ * tensor (or momentum buffer) that is not. The state is one block of
+ * BRN_STATE_FLOATS (params, then momentum; padding stays 0): one fast pass
+ * over it, and the search by slot only when it finds something. */
 static int brn_check_state(brn_model *m, const float *state)
 {
+	if (!brn_any_nonfinite(state, BRN_STATE_FLOATS))
+		return 0;
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < BRN_N_SLOTS; i++) {
 			const struct brn_slot *s = &brn_slots[i];

@@ -10,23 +10,8 @@ BRNC="$BUILD/brnc"
 BRNRUN="$BUILD/brnrun"
 MODEL="$(realpath tests/models/tiny_fashion.brn)"
 PY=/usr/bin/python3
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh # check, done_testing, $tmp
 cd "$tmp" || exit 1
-
-n=0
-failed=0
-check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 # brnrun ARGS...: sets rc, out (stdout), err (stderr).
 brnrun() {
@@ -36,16 +21,19 @@ brnrun() {
 	err=$(cat err.txt)
 }
 
-# fails STATUS 'message' ARGS...: brnrun exits STATUS with that first line on stderr.
+# fails STATUS 'message' ARGS...: brnrun exits STATUS with that first line on
+# stderr, and every line there starts with "brnrun: ".
 fails() {
 	local want_rc=$1 want=$2
 	shift 2
 	brnrun "$@"
 	local first
 	first=$(sed -n 1p err.txt)
-	[ "$rc" = "$want_rc" ] && [ "$first" = "$want" ]
+	# every line names the program (a hint line too)
+	[ "$rc" = "$want_rc" ] && [ "$first" = "$want" ] && ! grep -qv '^brnrun: ' err.txt
 	check $? "$*: $want" \
-		"exit status $rc (expected $want_rc)" "got:      $first" "expected: $want"
+		"exit status $rc (expected $want_rc)" "got:      $first" "expected: $want" \
+		"lines without 'brnrun: ': $(grep -v '^brnrun: ' err.txt | head -3)"
 }
 
 # --- the libraries and the data ----------------------------------------------------
@@ -229,13 +217,46 @@ check $? "--weights and --ckpt may be one file: a run resumes and saves over it"
 fails 2 "brnrun: --lr wants a positive number, got '-1'" train tf.so --lr -1
 fails 2 "brnrun: train: unknown option '--frobnicate'" train tf.so --frobnicate 3
 
+# --- train --log and plot -----------------------------------------------------------------
+brnrun train tf.so --data data --steps 50 --lr 0.05 --log log.csv --log-every 10 --eval-every 20
+steps=$(tail -n +2 log.csv | cut -d, -f1 | tr '\n' ' ')
+evals=$(tail -n +2 log.csv | awk -F, '$7 != "" {print $1}' | tr '\n' ' ')
+[ "$rc" = 0 ] && [ "$(head -n 1 log.csv)" = "step,loss,r_max,d_max,lr,examples_per_s,test_acc" ] &&
+	[ "$steps" = "10 20 30 40 50 " ] && [ "$evals" = "20 40 50 " ] &&
+	[ "$(tail -n +2 log.csv | awk -F, 'NF != 7 || $2 <= 0 || $3 != 1 || $4 != 0 || $5 != 0.05 || $6 <= 0' | wc -l)" = 0 ] &&
+	[ "$(tail -n 1 log.csv | cut -d, -f7)" = "$(echo "$out" | sed -n 's/.*test accuracy \([0-9.]*\) .*/\1/p')" ]
+check $? "train --log: a row every 10 steps, test accuracy at 20, 40 and the end" "exit $rc: $(cat log.csv) $err"
+grep -q '^brnrun: step 20: test accuracy [0-9.]*$' err.txt
+check $? "train --eval-every: the accuracy on stderr too" "$err"
+brnrun train tf.so --data data --weights ck.safetensors --steps 60 --lr 0.05 --log log.csv --log-every 10
+[ "$rc" = 0 ] && [ "$(tail -n +2 log.csv | cut -d, -f1 | tr '\n' ' ')" = "10 20 30 40 50 60 " ] &&
+	[ "$(grep -c '^step,' log.csv)" = 1 ]
+check $? "train --log resuming at step 50 appends to the log" "exit $rc: $(cat log.csv) $err"
+brnrun plot log.csv -o curve.png
+[ "$rc" = 0 ] && [ "$out" = "curve.png: 6 rows, 4 with test accuracy" ] && [ "$(head -c 4 curve.png | tail -c 3)" = PNG ]
+check $? "plot draws the log into a PNG" "exit $rc: $out $err"
+fails 1 "brnrun: --log data/train-images-idx3-ubyte.gz: is the input data/train-images-idx3-ubyte.gz; it would be replaced" \
+	train tf.so --data data --steps 5 --log data/train-images-idx3-ubyte.gz
+fails 2 "brnrun: --log-every wants an integer in 1..1000000000, got '0'" train tf.so --log-every 0
+fails 1 "brnrun: plot: tf.so: not a brnrun train --log file (expected the header step,loss,r_max,d_max,lr,examples_per_s,test_acc)" \
+	plot tf.so -o x.png
+fails 1 "brnrun: plot: -o log.csv: is the input log.csv; it would be replaced" plot log.csv -o log.csv
+fails 2 "brnrun: plot: expected LOG.csv -o CURVE.png" plot log.csv
+mkdir -p nobin
+PATH="$PWD/nobin" "$BRNRUN" plot log.csv -o c2.png >out.txt 2>err.txt
+rc=$?
+[ "$rc" = 1 ] && [ "$(cat err.txt)" = "brnrun: plot: gnuplot is not on PATH; install it (Debian: apt-get install gnuplot-nox)" ] &&
+	[ ! -e c2.png ]
+check $? "plot without gnuplot says how to install it" "exit $rc: $(cat err.txt)"
+
 # --- bench, help, usage ------------------------------------------------------------------
 brnrun bench tf.so --iters 3
 [ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 3 runs, '
 check $? "bench runs" "exit $rc: $out $err"
-brnrun bench tf.so --iters 3 --train
-[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion train_step: batch 8, 3 runs, '
-check $? "bench --train runs" "exit $rc: $out $err"
+BRN_THREADS=2 brnrun bench tf.so --iters 3 --train
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion train_step: batch 8, 3 runs, ' &&
+	[ "$(echo "$out" | sed -n 1p)" = "tiny_fashion on cpu (C, 2 threads)" ]
+check $? "bench --train runs, and says on what device and how many threads" "exit $rc: $out $err"
 brnrun bench tf.so --iters 4 --warmup 0
 [ "$rc" = 0 ] && echo "$out" | grep -qE '^tiny_fashion infer: batch 8, 4 runs, median [0-9.]+ ms, mean [0-9.]+ ms, min [0-9.]+ ms, [0-9.]+ examples/s$'
 check $? "bench --warmup 0: the median, mean and min of 4 calls" "exit $rc: $out $err"
@@ -252,6 +273,9 @@ check $? "brnc --target opencl --shared builds tfcl.so" "$(cat brnc.txt)"
 brnrun bench tfcl.so --iters 2 --device cpu
 [ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
 check $? "bench --device cpu runs on the CPU OpenCL device" "exit $rc: $out $err"
+brnrun bench tfcl.so --iters 2 --device portable # docs/api.md's example for Debian's POCL
+[ "$rc" = 0 ] && echo "$out" | grep -q '^tiny_fashion infer: batch 8, 2 runs, '
+check $? "bench --device portable picks POCL by its platform name" "exit $rc: $out $err"
 brnrun bench tfcl.so --iters 2 --device nosuch
 case "$(sed -n 1p err.txt)" in
 "brnrun: tiny_fashion: no OpenCL device matches BRN_DEVICE=\"nosuch\"; devices: 0: "*) r=$rc ;;
@@ -260,5 +284,4 @@ esac
 [ "$r" = 1 ]
 check $? "--device nosuch: exit 1, no fallback, the devices listed" "exit $rc: $err"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing

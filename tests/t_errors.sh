@@ -1,29 +1,14 @@
 #!/bin/bash
 # t_errors.sh: brnc on bad input. Each case is a small model written here;
-# the check is the exact first line brnc prints (file:line:col: error: ...),
+# the check is the exact first line brnc prints (brnc: file:line:col: error: ...),
 # the caret line for some, and the exit status (1 input, 2 usage). TAP.
 export LC_ALL=C
 BRNC="$(realpath "${BRN_BUILD:-build}/brnc")"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh # check STATUS (0 passes), done_testing, $tmp
 mkdir -p "$tmp/schedules"
 cp schedules/*.lua "$tmp/schedules/"
 export BRN_SCHEDULES="$tmp/schedules"
 cd "$tmp" || exit 1
-
-n=0
-failed=0
-check() { # check PASS DESCRIPTION [diagnostics...]
-	n=$((n + 1))
-	if [ "$1" = 1 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 # run NAME [options]: compiles NAME.brn; sets rc, first (stderr line 1), caret (line 3).
 run() {
@@ -48,11 +33,13 @@ bad() {
 		want_caret="$(printf '  %*s^' $((col - 1)) '')"
 		[ "$(sed -n 2p err.txt)" = "  $(sed -n "${line}p" "$name.brn")" ] || want_caret="(source line differs)"
 	fi
-	local pass=0
-	if [ "$rc" = 1 ] && [ "$first" = "$want" ] && { [ -z "$want_caret" ] || [ "$caret" = "$want_caret" ]; }; then
-		pass=1
+	local pass=1
+	# besides the source line and the caret (indented), every line names the program
+	if [ "$rc" = 1 ] && [ "$first" = "brnc: $want" ] && { [ -z "$want_caret" ] || [ "$caret" = "$want_caret" ]; } &&
+		! grep -qv '^brnc: \|^  ' err.txt; then
+		pass=0
 	fi
-	check $pass "$name: $want" "exit status $rc (expected 1)" "got:      $first" "expected: $want" \
+	check $pass "$name: $want" "exit status $rc (expected 1)" "got:      $first" "expected: brnc: $want" \
 		"caret:    '$caret'" "expected: '$want_caret'"
 }
 
@@ -60,7 +47,7 @@ bad() {
 good() {
 	cat >"$1.brn"
 	run "$1"
-	check $([ "$rc" = 0 ] && [ ! -s err.txt ] && echo 1) "$1 compiles" "exit $rc: $first"
+	check $([ "$rc" = 0 ] && [ ! -s err.txt ] && echo 0) "$1 compiles" "exit $rc: $first"
 }
 
 # bytes NAME 'first line' PRINTF-FORMAT: a model with bytes a heredoc cannot hold.
@@ -77,7 +64,7 @@ usage() {
 	"$BRNC" "$@" >out.txt 2>err.txt
 	local rc=$? got
 	got=$(sed -n 1p err.txt)
-	check $([ "$rc" = 2 ] && [ "$got" = "$want" ] && echo 1) "usage: brnc $*" \
+	check $([ "$rc" = 2 ] && [ "$got" = "$want" ] && ! grep -qv '^brnc: ' err.txt && echo 0) "usage: brnc $*" \
 		"exit status $rc (expected 2)" "got:      $got" "expected: $want"
 }
 
@@ -694,12 +681,68 @@ EOF
 
 # --- files ---------------------------------------------------------------------
 run nosuch
-check $([ "$rc" = 1 ] && [ "$first" = "nosuch.brn: error: cannot open: No such file or directory" ] && echo 1) \
+check $([ "$rc" = 1 ] && [ "$first" = "brnc: nosuch.brn: error: cannot open: No such file or directory" ] && echo 0) \
 	"a file that does not exist" "exit $rc: $first"
 mkdir -p adir.brn
 run adir
-check $([ "$rc" = 1 ] && [ "$first" = "adir.brn: error: is a directory, not a model file" ] && echo 1) \
+check $([ "$rc" = 1 ] && [ "$first" = "brnc: adir.brn: error: is a directory, not a model file" ] && echo 0) \
 	"a directory" "exit $rc: $first"
+
+# --- defaults: the norms' eps and alpha, model-wide --------------------------------
+cat >defaults.brn <<'EOF'
+model m;
+defaults eps=1e-5, alpha=0.1;
+input x[2, 4, 4];
+a = batch_norm(x);
+b = batch_renorm(a, eps=0.01);
+c = batch_norm(b, alpha=0.5);
+EOF
+run defaults
+check $([ "$rc" = 0 ] && grep -q '^%1 a = batch_norm(x) eps=1e-05 alpha=0.1 ' out.txt &&
+	grep -q '^%2 b = batch_renorm(a) eps=0.01 alpha=0.1 ' out.txt &&
+	grep -q '^%3 c = batch_norm(b) eps=1e-05 alpha=0.5 ' out.txt && echo 0) \
+	"defaults: a norm takes the model's eps and alpha unless it gives its own" "exit $rc: $first"
+bad defaults_positional 'defaults_positional.brn:2:20: error: defaults: expected keyword arguments such as eps=1e-5, alpha=0.1' caret <<'EOF'
+model m;
+defaults eps=1e-5, 3;
+input x[2, 4, 4];
+EOF
+bad defaults_unknown "defaults_unknown.brn:2:20: error: defaults: unknown keyword 'momentum' (it takes eps, alpha)" caret <<'EOF'
+model m;
+defaults eps=1e-5, momentum=0.9;
+input x[2, 4, 4];
+EOF
+bad defaults_twice "defaults_twice.brn:2:20: error: defaults: 'eps' given twice" <<'EOF'
+model m;
+defaults eps=1e-5, eps=1e-3;
+input x[2, 4, 4];
+EOF
+bad defaults_alpha "defaults_alpha.brn:2:16: error: defaults: 'alpha' must be at most 1, got 2" <<'EOF'
+model m;
+defaults alpha=2;
+input x[2, 4, 4];
+EOF
+bad defaults_eps_underflow "defaults_eps_underflow.brn:2:14: error: defaults: 'eps' must be at least 1.17549e-38 (the smallest normal float), got 1e-300" <<'EOF'
+model m;
+defaults eps=1e-300;
+input x[2, 4, 4];
+EOF
+bad defaults_empty "defaults_empty.brn:2:9: error: unexpected ';'; expected keyword arguments, e.g. eps=1e-5, alpha=0.1" <<'EOF'
+model m;
+defaults;
+input x[2, 4, 4];
+EOF
+bad defaults_second "defaults_second.brn:4:1: error: duplicate 'defaults' statement (the first is on line 2)" <<'EOF'
+model m;
+defaults eps=1e-5;
+input x[2, 4, 4];
+defaults alpha=0.1;
+EOF
+bad defaults_keyword "defaults_keyword.brn:3:10: error: unexpected '='; expected keyword arguments, e.g. eps=1e-5, alpha=0.1" <<'EOF'
+model m;
+input x[2, 4, 4];
+defaults = relu(x);
+EOF
 
 # --- weights folded in (--weights) ------------------------------------------------
 cat >w.brn <<'EOF'
@@ -732,20 +775,20 @@ weights() {
 	"$BRNC" w.brn --weights "$name.st" -o "out_$name" >out.txt 2>err.txt
 	rc=$?
 	first=$(sed -n 1p err.txt)
-	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && [ ! -e "out_$name.c" ] && echo 1) "weights $name: $want" \
+	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && [ ! -e "out_$name.c" ] && echo 0) "weights $name: $want" \
 		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
 }
 # nan and inf: brnrt_st_load refuses them first, in the form of its other errors
-weights w_nan "error: w_nan.st: tensor 'd.weight' is nan at index 1; expected finite values" 1 nan 1 0 0 1
-weights w_inf "error: w_inf.st: tensor 'n.beta' is -inf at index 0; expected finite values" 1 1 1 -inf 0 1
-weights w_sigma0 "w_sigma0.st: error: tensor 'n.sigma' is 0 at index 0; a standard deviation must be > 0" 1 1 1 0 0 0
-weights w_sigmaneg "w_sigmaneg.st: error: tensor 'n.sigma' is -2 at index 0; a standard deviation must be > 0" 1 1 1 0 0 -2
-weights w_overflow "w_overflow.st: error: tensor 'd.weight' is 1e+68 at index 0 after folding the norm into it; beyond the float range" \
+weights w_nan "brnc: error: w_nan.st: tensor 'd.weight' is nan at index 1; expected finite values" 1 nan 1 0 0 1
+weights w_inf "brnc: error: w_inf.st: tensor 'n.beta' is -inf at index 0; expected finite values" 1 1 1 -inf 0 1
+weights w_sigma0 "brnc: w_sigma0.st: error: tensor 'n.sigma' is 0 at index 0; a standard deviation must be > 0" 1 1 1 0 0 0
+weights w_sigmaneg "brnc: w_sigmaneg.st: error: tensor 'n.sigma' is -2 at index 0; a standard deviation must be > 0" 1 1 1 0 0 -2
+weights w_overflow "brnc: w_overflow.st: error: tensor 'd.weight' is 1e+68 at index 0 after folding the norm into it; beyond the float range" \
 	1 1 1e38 0 0 1e-30
 st w_good.st 1 2 3 4 5 6
 "$BRNC" w.brn --weights w_good.st -o out_good >out.txt 2>err.txt
 rc=$?
-check $([ "$rc" = 0 ] && [ ! -s err.txt ] && grep -q '0.5, 1,' out_good.c && echo 1) "good weights fold" "exit $rc: $(sed -n 1p err.txt)"
+check $([ "$rc" = 0 ] && [ ! -s err.txt ] && grep -q '0.5, 1,' out_good.c && echo 0) "good weights fold" "exit $rc: $(sed -n 1p err.txt)"
 
 # --- the command line ------------------------------------------------------------
 cat >ok.brn <<'EOF'
@@ -760,19 +803,19 @@ usage "brnc: --target must be c or opencl, not 'bogus'" --target bogus ok.brn
 usage "brnc: --batch must be an integer from 1 to 65536, not '0'" --batch 0 ok.brn
 usage "brnc: --batch must be an integer from 1 to 65536, not '2x'" --batch 2x ok.brn
 usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
-usage "brnc: --emit must be graph or dot, not 'svg'" --emit svg ok.brn
+usage "brnc: --emit must be graph, dot or weights, not 'svg'" --emit svg ok.brn
 usage "brnc: option --batch needs a value" ok.brn --batch
 usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
 # outputs: never an input, never a cut or empty name, never through a shell
 usage "brnc: --shared needs -o BASE" --shared ok.brn
-check $([ ! -e m.h ] && [ ! -e m.c ] && echo 1) "--shared without -o writes nothing"
+check $([ ! -e m.h ] && [ ! -e m.c ] && echo 0) "--shared without -o writes nothing"
 usage "brnc: -o 'adir/' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o adir/ ok.brn
 usage "brnc: -o '' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o '' ok.brn
 usage "brnc: -o 'x/..' names a directory; expected a file base such as 'dir/model' (brnc writes BASE.h and BASE.c)" -o x/.. ok.brn
 usage "brnc: -o 'a\"b': the file name cannot be #included (no '\"', '\\' or control characters)" -o 'a"b' ok.brn
 usage "brnc: -o 'out/brnrt': BASE.h would shadow libbrnrt's headers (brnrt*.h); expected another file base" -o out/brnrt ok.brn
 usage "brnc: -o 'brnrt_st': BASE.h would shadow libbrnrt's headers (brnrt*.h); expected another file base" -o brnrt_st ok.brn
-check $([ ! -e adir/.h ] && [ ! -e .h ] && [ ! -e 'a"b.h' ] && [ ! -e brnrt_st.h ] && echo 1) "bad -o bases write nothing"
+check $([ ! -e adir/.h ] && [ ! -e .h ] && [ ! -e 'a"b.h' ] && [ ! -e brnrt_st.h ] && echo 0) "bad -o bases write nothing"
 # overwrite NAME FILE 'first line' ARGS...: refused (exit 1), FILE unchanged
 overwrite() {
 	local name=$1 file=$2 want=$3
@@ -781,34 +824,34 @@ overwrite() {
 	"$BRNC" "$@" >out.txt 2>err.txt
 	rc=$?
 	first=$(sed -n 1p err.txt)
-	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && cmp -s "$file" keep.brn && echo 1) "$name: $want" \
+	check $([ "$rc" = 1 ] && [ "$first" = "$want" ] && cmp -s "$file" keep.brn && echo 0) "$name: $want" \
 		"exit status $rc (expected 1)" "got:      $first" "expected: $want"
 }
 cp ok.brn m.h
-overwrite "model named like its header" m.h "error: output 'm.h' is the model file 'm.h'; choose another -o BASE" m.h
+overwrite "model named like its header" m.h "brnc: error: output 'm.h' is the model file 'm.h'; choose another -o BASE" m.h
 rm -f m.h
 cp ok.brn model.c
-overwrite "-o over the model" model.c "error: output 'model.c' is the model file 'model.c'; choose another -o BASE" model.c -o model
+overwrite "-o over the model" model.c "brnc: error: output 'model.c' is the model file 'model.c'; choose another -o BASE" model.c -o model
 ln -s ok.brn linked.h
-overwrite "-o over a link to the model" ok.brn "error: output 'linked.h' is the model file 'ok.brn'; choose another -o BASE" ok.brn -o linked
+overwrite "-o over a link to the model" ok.brn "brnc: error: output 'linked.h' is the model file 'ok.brn'; choose another -o BASE" ok.brn -o linked
 cp ok.brn st.c
-overwrite "-o over the weights" st.c "error: output 'st.c' is the weights file 'st.c'; choose another -o BASE" ok.brn --weights st.c -o st
+overwrite "-o over the weights" st.c "brnc: error: output 'st.c' is the weights file 'st.c'; choose another -o BASE" ok.brn --weights st.c -o st
 # a base of 4094 characters: BASE.h is past PATH_MAX; it was cut to "BASE." and BASE.c overwrote it
 long=$(for i in $(seq 20); do printf 'd%.0s' $(seq 200); printf /; done)
 mkdir -p "$long"
 base="$long$(printf 'b%.0s' $(seq 74))"
 "$BRNC" ok.brn -o "$base" >out.txt 2>err.txt
 rc=$?
-check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q ': error: cannot write: File name too long$' err.txt &&
-	[ -z "$(ls "$long")" ] && echo 1) "a 4094-character base is refused, not cut" "exit $rc: $(cut -c1-60 err.txt)..."
+check $([ "$rc" = 1 ] && [ "${#base}" = 4094 ] && grep -q '^brnc: .*: error: cannot write: File name too long$' err.txt &&
+	[ -z "$(ls "$long")" ] && echo 0) "a 4094-character base is refused, not cut" "exit $rc: $(cut -c1-60 err.txt)..."
 rm -rf d*
 # --shared runs the C compiler without a shell
 "$BRNC" ok.brn --shared -o "q';touch INJECTED;echo '" >out.txt 2>err.txt
 rc=$?
-check $([ "$rc" = 0 ] && [ ! -e INJECTED ] && [ -e "q';touch INJECTED;echo '.so" ] && echo 1) \
+check $([ "$rc" = 0 ] && [ ! -e INJECTED ] && [ -e "q';touch INJECTED;echo '.so" ] && echo 0) \
 	"--shared passes names to cc as they are" "exit $rc: $(sed -n 1p err.txt)"
 "$BRNC" ok.brn --shared -o "-dash" >out.txt 2>err.txt
-check $([ "$?" = 0 ] && [ -e ./-dash.so ] && echo 1) "--shared with a base that starts with '-'" "$(sed -n 1p err.txt)"
+check $([ "$?" = 0 ] && [ -e ./-dash.so ] && echo 0) "--shared with a base that starts with '-'" "$(sed -n 1p err.txt)"
 # names in comments and strings: a path with a star-slash, and with a trigraph "??/"
 mkdir -p 'x*' 'q??'
 printf 'model m;\ninput x[1, 8, 8];\nc = conv(x, 2);\n' >'x*/m.brn'
@@ -818,17 +861,16 @@ cp 'x*/m.brn' 'q??/m.brn'
 	"${BRN_CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$OLDPWD/runtime" -c star.c -o star.o 2>>err.txt &&
 	"${BRN_CC:-cc}" -std=c11 -Wall -Wextra -Werror -I"$OLDPWD/runtime" -c tri.c -o tri.o 2>>err.txt
 rc=$?
-check $([ "$rc" = 0 ] && grep -q 'from x\*\\/m.brn; do not edit' star.h && echo 1) \
+check $([ "$rc" = 0 ] && grep -q 'from x\*\\/m.brn; do not edit' star.h && echo 0) \
 	"a star-slash in the source path stays inside the comment" "$(sed -n 1p err.txt)"
 "$BRNC" --help >out.txt 2>err.txt
 rc=$?
-check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 1) "--help prints usage, exit 0"
+check $([ "$rc" = 0 ] && grep -q '^usage: brnc ' out.txt && [ ! -s err.txt ] && echo 0) "--help prints usage, exit 0"
 "$BRNC" --version >out.txt 2>err.txt
 rc=$?
-check $([ "$rc" = 0 ] && grep -Eq '^brnc [0-9]+\.[0-9]+\.[0-9]+$' out.txt && echo 1) "--version prints the version, exit 0"
+check $([ "$rc" = 0 ] && grep -Eq '^brnc [0-9]+\.[0-9]+\.[0-9]+$' out.txt && echo 0) "--version prints the version, exit 0"
 run ok --batch 4
-check $([ "$rc" = 0 ] && grep -q '^model m batch 4 ' out.txt && [ ! -s err.txt ] && echo 1) "a good model compiles" \
+check $([ "$rc" = 0 ] && grep -q '^model m batch 4 ' out.txt && [ ! -s err.txt ] && echo 0) "a good model compiles" \
 	"exit $rc: $first"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing

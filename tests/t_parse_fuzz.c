@@ -30,14 +30,16 @@ static const char *const seeds[] = {
 	"m = avgpool(d, [2, 3], stride=[2, 1], pad=[1, 0]);\ng = global_avgpool(maxpool(m, 2));\n"
 	"out = dense(flatten(g), 3);\n",
 
-	"model m; input x[3, 9, 9]; a = add(relu(x), relu(conv(x, 3, pad=1, bias=true)));"
-	" b = batch_renorm(a, r_max=\"bn\", d_max=0); # trailing comment\n",
+	("model m; input x[3, 9, 9]; a = add(relu(x), relu(conv(x, 3, pad=1, bias=true)));"
+	 " b = batch_renorm(a, r_max=\"bn\", d_max=0); # trailing comment\n"),
+	("model m; defaults eps=1e-5, alpha=0.1; input x[2, 4, 4];"
+	 " b = batch_norm(x, alpha=0.5); c = batch_renorm(b);\n"),
 };
 
 /* Tokens of the language, good and bad, to insert anywhere. */
 static const char *const tokens[] = {
 	"(", ")", "[", "]", ",", ";", "=", "-", "#", "\n", "\"", " ", ".", "\t", "\r",
-	"model", "batch", "input", "labels", "schedule", "loss", "output", "true", "false",
+	"model", "batch", "input", "labels", "schedule", "defaults", "loss", "output", "true", "false",
 	"conv", "batch_norm", "batch_renorm", "relu", "add", "maxpool", "avgpool",
 	"global_avgpool", "flatten", "dense", "softmax", "softmax_cross_entropy",
 	"kernel=", "stride=", "pad=", "groups=", "bias=", "eps=", "alpha=", "r_max=", "d_max=",

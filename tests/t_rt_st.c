@@ -293,6 +293,27 @@ static void test_rejections(void)
 	           (snprintf(msg, sizeof msg, "%s has tensor 'foo' that the model does not have", p), msg),
 	           "extra tensor");
 
+	/* a misspelt name: the model's name it most likely meant */
+	snprintf(json, sizeof json, "{%s, \"c1.bais\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[1152,1280]}}", W);
+	write_st(p, json, 1280);
+	load_fails(p, BRN_EMISMATCH,
+	           (snprintf(msg, sizeof msg, "%s does not match the model in 2 ways: 'c1.bais' is not in the model "
+	                     "(did you mean 'c1.bias'?); 'c1.bias' [32] is missing", p), msg),
+	           "misspelt tensor: both differences, and did you mean");
+	snprintf(json, sizeof json, "{%s, %s, \"c1.wieght.x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1280,1284]}}", W, B);
+	write_st(p, json, 1284);
+	load_fails(p, BRN_EMISMATCH,
+	           (snprintf(msg, sizeof msg, "%s has tensor 'c1.wieght.x' that the model does not have", p), msg),
+	           "extra tensor, nothing missing: no guess");
+	/* every difference at once: a wrong shape, an extra tensor, a missing one */
+	snprintf(json, sizeof json, "{\"c1.weight\":{\"dtype\":\"F32\",\"shape\":[32,1,5,5],\"data_offsets\":[0,3200]}, "
+	                            "\"zz\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[3200,3204]}}");
+	write_st(p, json, 3204);
+	load_fails(p, BRN_EMISMATCH,
+	           (snprintf(msg, sizeof msg, "%s does not match the model in 3 ways: 'c1.weight' is [32, 1, 5, 5] in the "
+	                     "file, [32, 1, 3, 3] in the model; 'zz' is not in the model; 'c1.bias' [32] is missing", p), msg),
+	           "shape, extra and missing reported together");
+
 	snprintf(json, sizeof json, "{%s, %s, %s}", W, B, B);
 	write_st(p, json, 1280);
 	load_fails(p, BRN_EFORMAT,

@@ -2,6 +2,7 @@
  * into a shared library, loaded with dlopen: timing, inference on a file of
  * inputs, training on an IDX data set. Each subcommand is one entry in the
  * table below and one function; exit 0 ok, 1 runtime error, 2 usage. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include "paths.h"
 #include "progress.h"
 #include "sampler.h"
+#include "trainlog.h"
 
 typedef struct command {
 	const char *name, *args, *help;
@@ -32,6 +34,8 @@ static int cmd_devices(int argc, char **argv);
 static int cmd_bench(int argc, char **argv);
 static int cmd_infer(int argc, char **argv);
 static int cmd_train(int argc, char **argv);
+static int cmd_cache(int argc, char **argv);
+static int cmd_plot(int argc, char **argv);
 
 static const command commands[] = {
 	{"devices", "", "list the OpenCL devices of every platform", cmd_devices},
@@ -45,13 +49,33 @@ static const command commands[] = {
 	 "      one example per line as text; --n: only the first N examples",
 	 cmd_infer},
 	{"train", "LIB.so [--model NAME] [--weights FILE] [--data DIR] [--steps N] [--lr LR] [--seed S]\n"
-	          "        [--ckpt PATH] [--ckpt-every K]",
+	          "        [--ckpt PATH] [--ckpt-every K] [--log FILE.csv] [--log-every K] [--eval-every K]",
 	 "train until step N (default 3000; lr 0.01, seed 1) on the IDX set in DIR (default\n"
 	 "      $BRN_DATA, else " IDX_DEFAULT_DIR ") with shuffled epochs and a progress bar;\n"
-	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files",
+	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files\n"
+	 "      (at the end, and every K steps with --eval-every); --log: a CSV row every K\n"
+	 "      steps (default 100): " TRAINLOG_HEADER,
 	 cmd_train},
+	{"plot", "LOG.csv -o CURVE.png",
+	 "draw the loss (and test accuracy) of a train --log file with gnuplot", cmd_plot},
+	{"cache", "list|clear",
+	 "list the compiled OpenCL programs brnc's runtime keeps (see 'cache' below), or\n"
+	 "      remove them all (the next run of each model builds its program again)",
+	 cmd_cache},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+/* Where the OpenCL program cache is, and how to empty it. */
+static void cache_help(FILE *f)
+{
+	char dir[4096];
+	const char *now = brnrt_cl_cache_dir(dir, sizeof dir);
+	fprintf(f, "cache: OpenCL models keep their compiled programs in $XDG_CACHE_HOME/brnc, else\n"
+	           "  ~/.cache/brnc (here: %s); 'brnrun cache clear' empties it, or remove\n"
+	           "  the directory. POCL keeps its own kernel cache in $POCL_CACHE_DIR, else\n"
+	           "  $XDG_CACHE_HOME/pocl/kcache or ~/.cache/pocl/kcache.\n",
+	        now ? now : getenv("BRN_NO_CACHE") ? "off, BRN_NO_CACHE is set" : "none, HOME is not set");
+}
 
 static void usage(FILE *f)
 {
@@ -62,6 +86,7 @@ static void usage(FILE *f)
 	fprintf(f, "\noptions: --help, --version; --device D with any command (sets BRN_DEVICE)\n"
 	           "environment: BRN_DEVICE (index, cpu/gpu/accelerator, or name substring),\n"
 	           "  BRN_PROFILE=1 (per-kernel times at exit), BRN_NO_CACHE=1 (no program cache)\n");
+	cache_help(f);
 }
 
 static void vsay(const char *fmt, va_list ap)
@@ -94,7 +119,7 @@ static int usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsay(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "try 'brnrun --help'\n");
+	fprintf(stderr, "brnrun: see brnrun --help\n");
 	return 2;
 }
 
@@ -121,7 +146,7 @@ static int cmd_devices(int argc, char **argv)
 
 /* --- a model from a shared library ------------------------------------------- */
 
-/* The generated API of a model M, looked up by name (see DESIGN.md §6).
+/* The generated API of a model M, looked up by name (see docs/api.md).
  * train_step is NULL for --mode infer; init_weights, save, step, schedule
  * and device are NULL only in libraries older than they are. */
 typedef struct model_api {
@@ -410,6 +435,8 @@ static int cmd_bench(int argc, char **argv)
 		y[i] = i % *api.output_size;
 	if ((rc = open_model(&api, &m, o.weights, 1)) != 0)
 		goto done;
+	if (api.device) /* what the figures are of */
+		printf("%s on %s\n", api.name, api.device(m));
 	double best = 1e300, total = 0;
 	for (int i = -o.warmup; i < o.iters; i++) { /* warm-up calls are not timed */
 		double t0 = now_ms();
@@ -629,15 +656,15 @@ done:
 /* --- train: an IDX data set -------------------------------------------------------- */
 
 typedef struct train_opts {
-	const char *lib, *model, *weights, *data, *ckpt;
-	long long steps, ckpt_every;
+	const char *lib, *model, *weights, *data, *ckpt, *log;
+	long long steps, ckpt_every, log_every, eval_every;
 	double lr;
 	uint64_t seed;
 } train_opts;
 
 static int train_args(int argc, char **argv, train_opts *o)
 {
-	*o = (train_opts){.steps = 3000, .lr = 0.01, .seed = 1};
+	*o = (train_opts){.steps = 3000, .lr = 0.01, .seed = 1, .log_every = 100};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (a[0] != '-') {
@@ -657,6 +684,15 @@ static int train_args(int argc, char **argv, train_opts *o)
 			o->data = v;
 		else if (strcmp(a, "--ckpt") == 0)
 			o->ckpt = v;
+		else if (strcmp(a, "--log") == 0)
+			o->log = v;
+		else if (strcmp(a, "--log-every") == 0) {
+			if (int_in(v, 1, 1000000000, &o->log_every))
+				return usage_error("--log-every wants an integer in 1..1000000000, got '%s'", v);
+		} else if (strcmp(a, "--eval-every") == 0) {
+			if (int_in(v, 0, 1000000000, &o->eval_every))
+				return usage_error("--eval-every wants an integer in 0..1000000000, got '%s'", v);
+		}
 		else if (strcmp(a, "--steps") == 0) {
 			if (int_in(v, 0, 1000000000, &o->steps))
 				return usage_error("--steps wants an integer in 0..1000000000, got '%s'", v);
@@ -731,23 +767,71 @@ static int check_set(const model_api *api, const idx_set *s, const char *dir, co
 	return 0;
 }
 
-/* Before training: --ckpt can be written and is none of the run's inputs
- * (--weights may be it: a run resumes and saves over its checkpoint). */
-static int check_ckpt(const train_opts *o, const char *dir)
+/* Before training: an output (--ckpt, --log) can be written and is none of
+ * the run's inputs. --weights may be the checkpoint (a run resumes and
+ * saves over it), not the log; nor may the log be the checkpoint. */
+static int check_output(const char *flag, const char *path, const train_opts *o, const char *dir)
 {
 	char paths[4][4096], err[1024];
+	int log = path == o->log;
 	idx_paths(dir, "train", paths[0], paths[1], sizeof paths[0]);
 	idx_paths(dir, "t10k", paths[2], paths[3], sizeof paths[0]);
-	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3]};
-	if (paths_check_output("--ckpt", o->ckpt, inputs, 5, err, sizeof err))
+	const char *inputs[] = {o->lib, paths[0], paths[1], paths[2], paths[3], log ? o->weights : NULL,
+	                        log ? o->ckpt : NULL};
+	if (paths_check_output(flag, path, inputs, 7, err, sizeof err))
 		return fail("%s", err);
 	return 0;
+}
+
+/* The t10k split, checked against the model; rc 0 and test->n 0 when DIR has none. */
+static int load_test(const model_api *api, const char *dir, idx_set *test)
+{
+	char err[1024];
+	if (test->n || !has_split(dir, "t10k"))
+		return 0;
+	if (idx_load(test, dir, "t10k", err, sizeof err))
+		return fail("%s", err);
+	return check_set(api, test, dir, "t10k");
+}
+
+/* A --log row at step; with an evaluation when acc >= 0. */
+static int log_row(trainlog *l, const model_api *api, void *m, int64_t step, double lr, double acc)
+{
+	char err[1024];
+	float r_max = 0, d_max = 0;
+	if (api->schedule)
+		api->schedule(m, &r_max, &d_max);
+	return trainlog_row(l, step, *api->batch, r_max, d_max, lr, acc, err, sizeof err) ? fail("%s", err) : 0;
 }
 
 static int save(const model_api *api, void *m, const char *path)
 {
 	if (api->save(m, path))
 		return fail("cannot save %s: %s", path, api->error(m));
+	return 0;
+}
+
+/* After step done steps: a test evaluation every --eval-every steps, a
+ * --log row every --log-every steps or with an evaluation (not at the last
+ * step: the run's end writes that row, with the final accuracy). */
+static int train_eval_log(const train_opts *o, const model_api *api, void *m, const idx_set *test,
+                          trainlog *log, progress *p, long long done, float *out)
+{
+	double acc = -1;
+	int rc;
+	if (done >= o->steps)
+		return 0;
+	if (o->eval_every && done % o->eval_every == 0 && test->n) {
+		double t0 = progress_now();
+		if ((rc = evaluate(api, m, test, out, &acc)) != 0)
+			return rc;
+		p->paused += progress_now() - t0;
+		if (log->f)
+			trainlog_pause(log, progress_now() - t0);
+		progress_say(p, "brnrun: step %lld: test accuracy %.4f\n", done, acc);
+	}
+	if (log->f && (acc >= 0 || done % o->log_every == 0))
+		return log_row(log, api, m, done, o->lr, acc);
 	return 0;
 }
 
@@ -764,6 +848,7 @@ static int cmd_train(int argc, char **argv)
 	char err[1024];
 	double ema = 0, acc = 0;
 	long long step = 0, run = 0;
+	trainlog log = {0};
 	int rc = train_args(argc, argv, &o);
 	if (rc)
 		return rc;
@@ -780,7 +865,8 @@ static int cmd_train(int argc, char **argv)
 	}
 	int batch = *api.batch, in = *api.input_size;
 	const char *dir = idx_data_dir(o.data);
-	if (o.ckpt && (rc = check_ckpt(&o, dir)) != 0)
+	if ((o.ckpt && (rc = check_output("--ckpt", o.ckpt, &o, dir)) != 0) ||
+	    (o.log && (rc = check_output("--log", o.log, &o, dir)) != 0))
 		goto done;
 	if (idx_load(&train, dir, "train", err, sizeof err)) {
 		rc = fail("%s", err);
@@ -805,6 +891,12 @@ static int cmd_train(int argc, char **argv)
 	if ((rc = open_model(&api, &m, o.weights, o.seed)) != 0)
 		goto done;
 	step = api.step(m);
+	if (o.eval_every && (rc = load_test(&api, dir, &test)) != 0)
+		goto done;
+	if (o.log && trainlog_open(&log, o.log, step, err, sizeof err)) {
+		rc = fail("%s", err);
+		goto done;
+	}
 	fprintf(stderr,
 	        "brnrun: training %s on %s, %s, %d examples, batch %d, lr %g, steps %lld..%lld\n",
 	        api.name, dir, api.device ? api.device(m) : "?", train.n, batch, o.lr, step, o.steps);
@@ -834,6 +926,10 @@ static int cmd_train(int argc, char **argv)
 		if (api.schedule)
 			api.schedule(m, &r_max, &d_max);
 		progress_draw(&p, step + 1, ema, batch, r_max, d_max);
+		if (log.f)
+			trainlog_loss(&log, loss);
+		if ((rc = train_eval_log(&o, &api, m, &test, &log, &p, step + 1, out)) != 0)
+			goto done;
 		if (o.ckpt_every && (step + 1) % o.ckpt_every == 0 && step + 1 < o.steps &&
 		    (rc = save(&api, m, o.ckpt)) != 0)
 			goto done;
@@ -842,6 +938,8 @@ static int cmd_train(int argc, char **argv)
 	if (o.ckpt && run && (rc = save(&api, m, o.ckpt)) != 0)
 		goto done;
 	if (interrupted) {
+		if (log.f && log.loss_n && (rc = log_row(&log, &api, m, step, o.lr, -1)) != 0)
+			goto done;
 		fprintf(stderr, "%sbrnrun: interrupted at step %lld%s%s\n", p.tty ? "\n" : "", step,
 		        o.ckpt ? "; saved " : "", o.ckpt ? o.ckpt : "");
 		rc = 130;
@@ -851,20 +949,20 @@ static int cmd_train(int argc, char **argv)
 	if (run)
 		printf(", loss %.4f", ema);
 	if (has_split(dir, "t10k")) {
-		if (idx_load(&test, dir, "t10k", err, sizeof err)) {
-			printf("\n");
-			rc = fail("%s", err);
-			goto done;
-		}
-		if ((rc = check_set(&api, &test, dir, "t10k")) != 0 ||
-		    (rc = evaluate(&api, m, &test, out, &acc)) != 0) {
+		if ((rc = load_test(&api, dir, &test)) != 0 || (rc = evaluate(&api, m, &test, out, &acc)) != 0) {
 			printf("\n");
 			goto done;
 		}
 		printf(", test accuracy %.4f (%d examples)\n", acc, test.n);
 	} else
 		printf(", no test set in %s\n", dir);
+	/* the last row: the steps since the previous one, and the accuracy */
+	if (log.f && (log.loss_n || log.step < step) &&
+	    (rc = log_row(&log, &api, m, step, o.lr, test.n ? acc : -1)) != 0)
+		goto done;
 done:
+	if (log.f && trainlog_close(&log, err, sizeof err) && !rc)
+		rc = fail("%s", err);
 	if (m)
 		api.close(m);
 	if (have_sampler)
@@ -876,6 +974,155 @@ done:
 	free(idx);
 	free(out);
 	dlclose(api.lib);
+	return rc;
+}
+
+/* --- plot: a training log drawn by gnuplot --------------------------------------------- */
+
+/* 1 when an executable named prog is on $PATH. */
+static int on_path(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char cand[4096];
+	while (path && *path) {
+		size_t n = strcspn(path, ":");
+		snprintf(cand, sizeof cand, "%.*s/%s", (int)(n ? n : 1), n ? path : ".", prog);
+		if (access(cand, X_OK) == 0)
+			return 1;
+		path += n + (path[n] == ':');
+	}
+	return 0;
+}
+
+/* A path inside a gnuplot single-quoted string: ' doubled. */
+static void gp_quoted(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++)
+		fputs(*s == '\'' ? "''" : (char[2]){*s, 0}, f);
+	fputc('\'', f);
+}
+
+/* Checks a --log file: its header, and how many rows have a test accuracy. */
+static int read_log(const char *path, long *rows, long *evals)
+{
+	char line[512];
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return fail("plot: cannot open %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail("plot: %s: is not a regular file", path);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return fail("plot: cannot open %s: %s", path, strerror(errno));
+	if (!fgets(line, sizeof line, f) || strcmp(line, TRAINLOG_HEADER "\n") != 0) {
+		fclose(f);
+		return fail("plot: %s: not a brnrun train --log file (expected the header %s)", path,
+		            TRAINLOG_HEADER);
+	}
+	*rows = *evals = 0;
+	while (fgets(line, sizeof line, f)) {
+		size_t n = strlen(line);
+		(*rows)++;
+		*evals += n > 1 && line[n - 2] != ','; /* test_acc, the last column, is set */
+	}
+	fclose(f);
+	return *rows ? 0 : fail("plot: %s: no rows yet", path);
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+	const char *log = NULL, *png = NULL;
+	long rows = 0, evals = 0;
+	char err[1024];
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+			png = argv[++i];
+		else if (argv[i][0] == '-' || log)
+			return usage_error("plot: expected LOG.csv -o CURVE.png, got '%s'", argv[i]);
+		else
+			log = argv[i];
+	}
+	if (!log || !png)
+		return usage_error("plot: expected LOG.csv -o CURVE.png");
+	const char *inputs[] = {log};
+	if (paths_check_output("plot: -o", png, inputs, 1, err, sizeof err))
+		return fail("%s", err);
+	int rc = read_log(log, &rows, &evals);
+	if (rc)
+		return rc;
+	if (!on_path("gnuplot"))
+		return fail("plot: gnuplot is not on PATH; install it (Debian: apt-get install gnuplot-nox)");
+	FILE *gp = popen("gnuplot", "w"); /* a fixed command: no name goes through the shell */
+	if (!gp)
+		return fail("plot: cannot run gnuplot: %s", strerror(errno));
+	fprintf(gp, "set terminal png size 900,540\nset output ");
+	gp_quoted(gp, png);
+	fprintf(gp, "\nset datafile separator ','\nset key top right\nset xlabel 'step'\n"
+	            "set ylabel 'loss (mean since the previous row)'\nset ytics nomirror\nset grid\n");
+	if (evals)
+		fprintf(gp, "set y2label 'test accuracy'\nset y2tics\n");
+	fprintf(gp, "plot ");
+	gp_quoted(gp, log);
+	fprintf(gp, " every ::1 using 1:2 with lines title 'loss'");
+	if (evals)
+		fprintf(gp, ", '' every ::1 using 1:7 axes x1y2 with linespoints title 'test accuracy'");
+	fprintf(gp, "\n");
+	int status = pclose(gp);
+	if (status != 0)
+		return fail("plot: gnuplot failed (status %d) drawing %s", status, png);
+	printf("%s: %ld rows, %ld with test accuracy\n", png, rows, evals);
+	return 0;
+}
+
+/* --- cache: the OpenCL program cache ------------------------------------------------ */
+
+/* brnrun cache list|clear: the entries brnrt_cl_cache_entry recognizes in
+ * the cache directory, nothing else there. */
+static int cmd_cache(int argc, char **argv)
+{
+	char dir[4096], path[8192];
+	long count = 0;
+	long long bytes = 0;
+	if (argc != 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "clear")))
+		return usage_error("cache: expected 'cache list' or 'cache clear'");
+	int clear = strcmp(argv[1], "clear") == 0;
+	if (!brnrt_cl_cache_dir(dir, sizeof dir)) {
+		printf("no program cache: %s\n", getenv("BRN_NO_CACHE") ? "BRN_NO_CACHE is set"
+		                                                       : "neither XDG_CACHE_HOME nor HOME is set");
+		return 0;
+	}
+	DIR *d = opendir(dir);
+	if (!d && errno == ENOENT) {
+		printf("%s: 0 entries, 0 bytes (the directory does not exist yet)\n", dir);
+		return 0;
+	}
+	if (!d)
+		return fail("cache: cannot read %s: %s", dir, strerror(errno));
+	struct dirent *ent;
+	int rc = 0;
+	while ((ent = readdir(d)) != NULL) {
+		struct stat st;
+		if (!brnrt_cl_cache_entry(ent->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+		if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (clear && unlink(path) != 0) {
+			rc = fail("cache: cannot remove %s: %s", path, strerror(errno));
+			continue;
+		}
+		if (!clear) {
+			char when[32];
+			strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&st.st_mtime));
+			printf("%s %lld bytes, %s\n", ent->d_name, (long long)st.st_size, when);
+		}
+		count++;
+		bytes += st.st_size;
+	}
+	closedir(d);
+	printf("%s: %s%ld entr%s, %lld bytes\n", dir, clear ? "removed " : "", count, count == 1 ? "y" : "ies",
+	       bytes);
 	return rc;
 }
 

@@ -5,7 +5,6 @@
 #include "idx.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,22 +12,12 @@
 #include <zlib.h>
 
 #include "brnrt.h"
+#include "errbuf.h"
 
 #define IMAGES_MAGIC 0x00000803u
 #define LABELS_MAGIC 0x00000801u
 #define MAX_EXAMPLES 10000000u
 #define MAX_SIDE 1024u
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 const char *idx_data_dir(const char *flag)
 {
@@ -78,27 +67,27 @@ static int open_header(const char *path, uint32_t magic, const char *what, int n
 
 	struct stat st;
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return fail(err, errlen, BRN_EIO, "%s: is a directory", path);
+		return errbuf_fail(err, errlen, BRN_EIO, "%s: is a directory", path);
 	errno = 0;
 	f = gzopen(path, "rb");
 	if (!f)
-		return fail(err, errlen, BRN_EIO, "cannot open %s: %s", path,
+		return errbuf_fail(err, errlen, BRN_EIO, "cannot open %s: %s", path,
 			    errno ? strerror(errno) : "out of memory");
 	got = read_full(f, hdr, len);
 	if (got < 0) {
 		int zerr;
-		fail(err, errlen, BRN_EFORMAT, "%s: %s", path, gzerror(f, &zerr));
+		errbuf_fail(err, errlen, BRN_EFORMAT, "%s: %s", path, gzerror(f, &zerr));
 		gzclose(f);
 		return BRN_EFORMAT;
 	}
 	if (got >= 4 && (m = be32(hdr)) != magic) {
-		fail(err, errlen, BRN_EFORMAT, "%s: bad magic 0x%08x (expected 0x%08x, an IDX %s file)",
+		errbuf_fail(err, errlen, BRN_EFORMAT, "%s: bad magic 0x%08x (expected 0x%08x, an IDX %s file)",
 		     path, (unsigned)m, (unsigned)magic, what);
 		gzclose(f);
 		return BRN_EFORMAT;
 	}
 	if ((size_t)got < len) {
-		fail(err, errlen, BRN_EFORMAT, "%s: truncated: expected a %zu-byte header, got %ld",
+		errbuf_fail(err, errlen, BRN_EFORMAT, "%s: truncated: expected a %zu-byte header, got %ld",
 		     path, len, got);
 		gzclose(f);
 		return BRN_EFORMAT;
@@ -122,7 +111,7 @@ static int read_body(gzFile f, const char *path, const char *what, size_t len,
 
 	if (!buf) {
 		gzclose(f);
-		return fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
+		return errbuf_fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
 	}
 	while ((size_t)got < len) {
 		if ((size_t)got == cap) {
@@ -131,7 +120,7 @@ static int read_body(gzFile f, const char *path, const char *what, size_t len,
 			if (!p) {
 				free(buf);
 				gzclose(f);
-				return fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes",
+				return errbuf_fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu bytes",
 					    path, more);
 			}
 			buf = p, cap = more;
@@ -146,9 +135,9 @@ static int read_body(gzFile f, const char *path, const char *what, size_t len,
 	}
 	if (got < 0 || (size_t)got < len) {
 		if (got < 0)
-			fail(err, errlen, BRN_EFORMAT, "%s: %s", path, gzerror(f, &zerr));
+			errbuf_fail(err, errlen, BRN_EFORMAT, "%s: %s", path, gzerror(f, &zerr));
 		else
-			fail(err, errlen, BRN_EFORMAT,
+			errbuf_fail(err, errlen, BRN_EFORMAT,
 			     "%s: truncated: expected %zu bytes of %s data, got %ld", path, len,
 			     what, got);
 		free(buf);
@@ -176,7 +165,7 @@ int idx_read_images(const char *path, float **images, int *n, int *rows, int *co
 	if (d[0] < 1 || d[0] > MAX_EXAMPLES || d[1] < 1 || d[1] > MAX_SIDE || d[2] < 1 ||
 	    d[2] > MAX_SIDE) {
 		gzclose(f);
-		return fail(err, errlen, BRN_EFORMAT,
+		return errbuf_fail(err, errlen, BRN_EFORMAT,
 			    "%s: absurd dimensions %u x %u x %u (expected 1..%u images of 1..%u x 1..%u pixels)",
 			    path, (unsigned)d[0], (unsigned)d[1], (unsigned)d[2], MAX_EXAMPLES,
 			    MAX_SIDE, MAX_SIDE);
@@ -188,7 +177,7 @@ int idx_read_images(const char *path, float **images, int *n, int *rows, int *co
 	x = malloc(len * sizeof *x);
 	if (!x) {
 		free(bytes);
-		return fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu floats", path, len);
+		return errbuf_fail(err, errlen, BRN_ENOMEM, "%s: out of memory for %zu floats", path, len);
 	}
 	for (size_t i = 0; i < len; i++)
 		x[i] = bytes[i] / 255.0f;
@@ -213,7 +202,7 @@ int idx_read_labels(const char *path, int32_t **labels, int *n, char *err, size_
 		return rc;
 	if (d[0] < 1 || d[0] > MAX_EXAMPLES) {
 		gzclose(f);
-		return fail(err, errlen, BRN_EFORMAT, "%s: absurd count of %u labels (expected 1..%u)",
+		return errbuf_fail(err, errlen, BRN_EFORMAT, "%s: absurd count of %u labels (expected 1..%u)",
 			    path, (unsigned)d[0], MAX_EXAMPLES);
 	}
 	rc = read_body(f, path, "label", d[0], &bytes, err, errlen);
@@ -221,7 +210,7 @@ int idx_read_labels(const char *path, int32_t **labels, int *n, char *err, size_
 		return rc;
 	for (uint32_t i = 0; i < d[0]; i++) {
 		if (bytes[i] >= IDX_CLASSES) {
-			fail(err, errlen, BRN_EFORMAT, "%s: label %d of example %u is out of range 0..%d",
+			errbuf_fail(err, errlen, BRN_EFORMAT, "%s: label %d of example %u is out of range 0..%d",
 			     path, bytes[i], (unsigned)i, IDX_CLASSES - 1);
 			free(bytes);
 			return BRN_EFORMAT;
@@ -230,7 +219,7 @@ int idx_read_labels(const char *path, int32_t **labels, int *n, char *err, size_
 	y = malloc(d[0] * sizeof *y);
 	if (!y) {
 		free(bytes);
-		return fail(err, errlen, BRN_ENOMEM, "%s: out of memory", path);
+		return errbuf_fail(err, errlen, BRN_ENOMEM, "%s: out of memory", path);
 	}
 	for (uint32_t i = 0; i < d[0]; i++)
 		y[i] = bytes[i];
@@ -276,7 +265,7 @@ int idx_load(idx_set *s, const char *dir, const char *split, char *err, size_t e
 		return rc;
 	rc = idx_read_labels(lpath, &s->labels, &nl, err, errlen);
 	if (rc == BRN_OK && nl != s->n)
-		rc = fail(err, errlen, BRN_EFORMAT, "%s has %d images but %s has %d labels", ipath,
+		rc = errbuf_fail(err, errlen, BRN_EFORMAT, "%s has %d images but %s has %d labels", ipath,
 			  s->n, lpath, nl);
 	if (rc)
 		idx_free(s);

@@ -4,7 +4,6 @@
 #include "paths.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +11,7 @@
 #include <unistd.h>
 
 #include "brnrt.h"
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+#include "errbuf.h"
 
 int paths_check_output(const char *flag, const char *path, const char *const *inputs, int n,
 		       char *err, size_t errlen)
@@ -33,24 +22,24 @@ int paths_check_output(const char *flag, const char *path, const char *const *in
 	int rc = BRN_OK;
 
 	if (!dir)
-		return fail(err, errlen, BRN_ENOMEM, "out of memory");
+		return errbuf_fail(err, errlen, BRN_ENOMEM, "out of memory");
 	if (!*path)
-		rc = fail(err, errlen, BRN_EARG, "%s: the path is empty", flag);
+		rc = errbuf_fail(err, errlen, BRN_EARG, "%s: the path is empty", flag);
 	else if (stat(dir, &in) != 0)
-		rc = fail(err, errlen, BRN_EIO, "%s %s: cannot write in %s: %s", flag, path, dir,
+		rc = errbuf_fail(err, errlen, BRN_EIO, "%s %s: cannot write in %s: %s", flag, path, dir,
 			  strerror(errno));
 	else if (!S_ISDIR(in.st_mode))
-		rc = fail(err, errlen, BRN_EIO, "%s %s: %s is not a directory", flag, path, dir);
+		rc = errbuf_fail(err, errlen, BRN_EIO, "%s %s: %s is not a directory", flag, path, dir);
 	else if (access(dir, W_OK | X_OK) != 0)
-		rc = fail(err, errlen, BRN_EIO, "%s %s: cannot write in %s: %s", flag, path, dir,
+		rc = errbuf_fail(err, errlen, BRN_EIO, "%s %s: cannot write in %s: %s", flag, path, dir,
 			  strerror(errno));
 	else if (stat(path, &out) == 0 && S_ISDIR(out.st_mode))
-		rc = fail(err, errlen, BRN_EIO, "%s %s: is a directory", flag, path);
+		rc = errbuf_fail(err, errlen, BRN_EIO, "%s %s: is a directory", flag, path);
 	else if (stat(path, &out) == 0)
 		for (int i = 0; i < n && rc == BRN_OK; i++)
 			if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == out.st_dev &&
 			    in.st_ino == out.st_ino)
-				rc = fail(err, errlen, BRN_EARG,
+				rc = errbuf_fail(err, errlen, BRN_EARG,
 					  "%s %s: is the input %s; it would be replaced", flag, path,
 					  inputs[i]);
 	free(dir);

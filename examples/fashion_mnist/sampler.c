@@ -3,26 +3,15 @@
  * own stream, derived by hashing the seed with the epoch or step. */
 #include "sampler.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "brnrt.h"
+#include "errbuf.h"
 
 #define TAG_IID 0x69696400u    /* "iid" */
 #define TAG_NONIID 0x6e6f6e00u /* "non" */
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* splitmix64's output function: a good 64-bit mixer. */
 static uint64_t mix(uint64_t z)
@@ -68,13 +57,13 @@ int sampler_open(sampler *s, int kind, uint64_t seed, int n, const int32_t *labe
 	s->nclasses = nclasses;
 	s->perm_epoch = -1;
 	if (n < 1 || batch < 1)
-		return fail(err, errlen, BRN_EARG, "sampler: need at least one example and batch >= 1");
+		return errbuf_fail(err, errlen, BRN_EARG, "sampler: need at least one example and batch >= 1");
 	if (kind == SAMPLER_IID) {
 		s->perm = malloc((size_t)n * sizeof *s->perm);
-		return s->perm ? BRN_OK : fail(err, errlen, BRN_ENOMEM, "sampler: out of memory");
+		return s->perm ? BRN_OK : errbuf_fail(err, errlen, BRN_ENOMEM, "sampler: out of memory");
 	}
 	if (labels_per_batch < 1 || labels_per_batch > nclasses || batch % labels_per_batch)
-		return fail(err, errlen, BRN_EARG,
+		return errbuf_fail(err, errlen, BRN_EARG,
 			    "sampler: %d labels per batch must be in 1..%d and divide the batch of %d",
 			    labels_per_batch, nclasses, batch);
 	s->pool = malloc((size_t)n * sizeof *s->pool);
@@ -83,12 +72,12 @@ int sampler_open(sampler *s, int kind, uint64_t seed, int n, const int32_t *labe
 	s->eligible = malloc((size_t)nclasses * sizeof *s->eligible);
 	if (!s->pool || !s->start || !s->count || !s->eligible) {
 		sampler_close(s);
-		return fail(err, errlen, BRN_ENOMEM, "sampler: out of memory");
+		return errbuf_fail(err, errlen, BRN_ENOMEM, "sampler: out of memory");
 	}
 	for (int i = 0; i < n; i++) {
 		if (labels[i] < 0 || labels[i] >= nclasses) {
 			sampler_close(s);
-			return fail(err, errlen, BRN_EARG, "sampler: label %d of example %d is out of range 0..%d",
+			return errbuf_fail(err, errlen, BRN_EARG, "sampler: label %d of example %d is out of range 0..%d",
 				    (int)labels[i], i, nclasses - 1);
 		}
 		s->count[labels[i]]++;
@@ -108,7 +97,7 @@ int sampler_open(sampler *s, int kind, uint64_t seed, int n, const int32_t *labe
 	if (s->neligible < labels_per_batch) {
 		int have = s->neligible;
 		sampler_close(s);
-		return fail(err, errlen, BRN_EARG,
+		return errbuf_fail(err, errlen, BRN_EARG,
 			    "sampler: only %d classes have at least %d examples; %d labels per batch need %d",
 			    have, per, labels_per_batch, labels_per_batch);
 	}
