@@ -187,6 +187,8 @@ install: all
 	install -m 644 schedules/*.lua $(DESTDIR)$(PREFIX)/share/brnc/schedules/
 	install -m 644 $(B)/brnrt.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	cp -R templates $(DESTDIR)$(PREFIX)/share/brnc/
+	$(if $(MPICC),install -m 755 $(B)/brnrun-mpi $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(MPICC),install -m 644 $(B)/libbrnrt_mpi.a $(B)/libbrnrt_mpi.so $(DESTDIR)$(PREFIX)/lib/)
 
 FORCE:
 
