@@ -218,6 +218,12 @@ $(DEMO)/train/fashion_cnn.c: $(EX_DIR)/net.brn $(B)/brnc
 $(B)/fashion_train: $(EX_DIR)/train.c $(DEMO)/train/fashion_cnn.c $(B)/libbrnex.a $(B)/libbrnrt.a
 	$(CC) $(ALLCFLAGS) $(DEMO_OPT) -I$(EX_DIR) -I$(DEMO)/train $(EX_DIR)/train.c $(DEMO)/train/fashion_cnn.c $(EX_LINK) -o $@
 
+# the same trainer, data-parallel under mpirun (docs/distributed.md)
+fashion-train-mpi: $(B)/fashion_train_mpi
+$(B)/fashion_train_mpi: $(EX_DIR)/train.c $(DEMO)/train/fashion_cnn.c $(B)/libbrnrt_mpi.a $(B)/libbrnex.a $(B)/libbrnrt.a
+	$(MPI_CC) $(ALLCFLAGS) $(DEMO_OPT) -DBRN_MPI -I$(EX_DIR) -I$(DEMO)/train $(EX_DIR)/train.c $(DEMO)/train/fashion_cnn.c \
+	  $(B)/libbrnrt_mpi.a $(EX_LINK) -o $@
+
 demo: deps
 	@$(MAKE) --no-print-directory demo-run
 
@@ -232,7 +238,7 @@ reproduce: deps
 	$(MAKE) all
 	$(EX_DIR)/reproduce
 
-.PHONY: demo-run reproduce
+.PHONY: demo-run reproduce fashion-train-mpi
 
 # --- benchmarks against oneDNN ------------------------------------------------------
 # bench/*.brn renamed per variant (target, batch) so that all link into one

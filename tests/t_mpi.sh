@@ -168,6 +168,32 @@ rc=$?
 [ "$rc" != 0 ] && grep -qF 'brnrun: the ranks start at different steps (3 .. 20); give them the same --weights' err.txt
 check $? "ranks at different steps: an error" "exit $rc" "$(cat err.txt)"
 
+# --- the Fashion-MNIST trainer built with -DBRN_MPI -----------------------------------
+ex="$OLDPWD/examples/fashion_mnist"
+mkdir -p fc
+"$BRNC" "$ex/net.brn" --mode train -o fc/fashion_cnn 2>brnc.txt &&
+	"$BRNC" "$ex/net.brn" --mode train --shared -o fcnet 2>>brnc.txt &&
+	OMPI_CC="${BRN_CC:-cc}" mpicc -std=c11 -O2 -DBRN_MPI -D_POSIX_C_SOURCE=200809L -I"$OLDPWD/runtime" -I"$ex" -Ifc \
+		"$ex/train.c" fc/fashion_cnn.c "$BUILD/libbrnrt_mpi.a" "$BUILD/libbrnex.a" "$BUILD/libbrnrt.a" \
+		$(pkg-config --libs libcjson) -lOpenCL -lz -lm -lpthread -o fashion_train_mpi 2>>brnc.txt
+check $? "train.c builds with -DBRN_MPI" "$(cat brnc.txt)"
+timeout 300 mpirun --oversubscribe -np 2 ./fashion_train_mpi --data data --steps 12 --lr 0.05 --eval-every 6 \
+	--ckpt ft.st >out.txt 2>err.txt
+rc=$?
+[ "$rc" = 0 ] && [ "$(grep -c '^test accuracy (c, trained): ' out.txt)" = 1 ] &&
+	grep -q '^train: 2 ranks of batch 4: global batch 8$' err.txt
+check $? "the trainer under mpirun -np 2: rank 0 alone prints the result" "exit $rc: $(cat out.txt)" "$(cat err.txt)"
+mpi 2 fcnet.so --data data --steps 12 --lr 0.05 --ckpt fb.st --ckpt-every 6
+worst=$(same ft.st fb.st 1e-5)
+st=$?
+[ "$rc" = 0 ] && [ $st = 0 ]
+check $? "and trains as brnrun-mpi does (statistics averaged at step 6 and 12; worst $worst of 1e-5 relative)" \
+	"exit $rc" "$err"
+./fashion_train_mpi --data data --steps 15 --lr 0.05 --resume ft.st >out.txt 2>err.txt
+rc=$?
+[ "$rc" = 0 ] && grep -q 'steps 12..15$' err.txt
+check $? "the trainer's P = 2 checkpoint resumes in one process" "exit $rc" "$(cat err.txt)"
+
 # --- a rank killed mid-run -------------------------------------------------------------
 cat >killer.sh <<'EOF'
 #!/bin/bash
