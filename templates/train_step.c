@@ -66,12 +66,13 @@ static int brn_reduced_run(brn_model *m, float lr, double *sum)
 	/* SGD with momentum 0.9, as the fused kernels do it */
 	for (int i = 0; i < BRN_N_SLOTS; i++) {
 		const struct brn_slot *s = &brn_slots[i];
-		for (long e = s->off; e < s->off + s->count; e++)
-			if (s->trainable) {
-				const float mo = 0.9f * old[e] + grad[e];
-				old[e] = mo;
-				w[e] -= lr * mo;
-			}
+		if (!s->trainable)
+			continue;
+		for (long e = s->off; e < s->off + s->count; e++) {
+			const float mo = 0.9f * old[e] + grad[e];
+			old[e] = mo;
+			w[e] -= lr * mo;
+		}
 	}
 	*sum = (double)mean * m->n;
 	if ((rc = brn_dev_write(m, 0, w, BRN_PARAMS_FLOATS)) ||
