@@ -28,12 +28,10 @@ cd "$tmp" || exit 1
 # root in CI; one thread per rank on a small machine
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 BRN_THREADS=1
 export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo
-# under make asan: what Open MPI and POCL keep allocated at exit is not ours
-if [ -n "${BRN_SAN:-}" ]; then
-	printf 'leak:%s\n' libmpi libopen-pal libopen-rte libpmix libhwloc libevent libpocl libLLVM libclang-cpp \
-		libOpenCL >lsan.supp
-	export LSAN_OPTIONS="suppressions=$tmp/lsan.supp"
-fi
+# Under make asan, no leak check here: Open MPI keeps allocations at exit in
+# plugins it has unloaded by then (no module name to suppress). ASan's other
+# checks stay on; tests/t_dp.c checks the same generated code for leaks.
+[ -n "${BRN_SAN:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 
 n=0
 failed=0
