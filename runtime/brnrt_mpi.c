@@ -38,15 +38,13 @@ int brnrt_mpi_open(brnrt_mpi *c, int *argc, char ***argv, brnrt_error *e)
 	return 0;
 }
 
-void brnrt_mpi_close(brnrt_mpi *c, int code)
+void brnrt_mpi_close(brnrt_mpi *c)
 {
 	(void)c;
 	int fin = 0;
 	MPI_Finalized(&fin);
 	if (fin)
 		return;
-	if (code)
-		MPI_Abort(MPI_COMM_WORLD, code < 0 ? -code : code);
 	if (brnrt_mpi_world != MPI_COMM_NULL)
 		MPI_Comm_free(&brnrt_mpi_world);
 	MPI_Finalize();

@@ -20,9 +20,10 @@ typedef struct brnrt_mpi {
 
 /* MPI_Init (when nobody did) and the rank and size of this process. */
 int brnrt_mpi_open(brnrt_mpi *c, int *argc, char ***argv, brnrt_error *e);
-/* MPI_Finalize after success; after a failure (code != 0) MPI_Abort, which
- * ends every rank of the job rather than leave them waiting on this one. */
-void brnrt_mpi_close(brnrt_mpi *c, int code);
+/* MPI_Finalize. (After a failure a program that runs more than one rank
+ * ends the job with MPI_Abort instead, so that the other ranks do not wait
+ * for this one; that is the program's decision, not the library's.) */
+void brnrt_mpi_close(brnrt_mpi *c);
 
 /* Hooks for the generated API (ctx: a brnrt_mpi). allreduce_mean: the sum
  * over ranks (MPI_Allreduce), divided by the size; bcast0: rank 0's buffer

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 #ifdef BRN_MPI
+#include <mpi.h>
+
 #include "brnrt_mpi.h"
 
 typedef int (*dist_reduce)(void *ctx, float *buf, size_t n);
@@ -88,8 +90,10 @@ int dist_average(dist *d, char *err, size_t errlen)
 
 void dist_close(dist *d, int rc)
 {
+	if (rc && d->size > 1)
+		MPI_Abort(MPI_COMM_WORLD, 1); /* the other ranks would wait for this one */
 	if (d->mpi)
-		brnrt_mpi_close(d->mpi, rc);
+		brnrt_mpi_close(d->mpi);
 	free(d->mpi);
 	d->mpi = NULL;
 }

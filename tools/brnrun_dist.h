@@ -26,7 +26,7 @@ int dist_attach(dist *d, void *lib, const char *name, void *m, const char *(*err
 /* Every rank: the moving statistics become their mean over the ranks
  * (before a checkpoint or an evaluation). */
 int dist_average(dist *d, char *err, size_t errlen);
-/* Leaves the job; rc != 0 ends every rank (MPI_Abort). */
+/* Leaves the job; rc != 0 with more than one rank ends every rank (MPI_Abort). */
 void dist_close(dist *d, int rc);
 
 #endif

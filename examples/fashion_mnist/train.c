@@ -23,6 +23,8 @@
 #include "progress.h"
 #include "sampler.h"
 #ifdef BRN_MPI
+#include <mpi.h>
+
 #include "brnrt_mpi.h"
 #endif
 
@@ -204,7 +206,9 @@ static int die(fashion_cnn *m, const char *what)
 {
 	fprintf(stderr, "train: %s: %s\n", what, m ? fashion_cnn_error(m) : "failed");
 #ifdef BRN_MPI
-	brnrt_mpi_close(&mpi, 1); /* the other ranks would wait for this one */
+	if (ranks > 1)
+		MPI_Abort(MPI_COMM_WORLD, 1); /* the other ranks would wait for this one */
+	brnrt_mpi_close(&mpi);
 #endif
 	return 1;
 }
@@ -365,7 +369,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "; saved %s, continue with --resume %s", o.ckpt, o.ckpt);
 		fputc('\n', stderr);
 #ifdef BRN_MPI
-		brnrt_mpi_close(&mpi, 0);
+		brnrt_mpi_close(&mpi);
 #endif
 		return 130;
 	}
@@ -381,7 +385,7 @@ int main(int argc, char **argv)
 	if (rank == 0)
 		printf("test accuracy (c, trained): %.4f\n", acc);
 #ifdef BRN_MPI
-	brnrt_mpi_close(&mpi, 0);
+	brnrt_mpi_close(&mpi);
 #endif
 	free(idx);
 	fashion_cnn_close(m);
