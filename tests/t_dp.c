@@ -6,7 +6,8 @@
  * - batch_renorm: 2 workers equal the interpreter simulating 2 workers (own
  *   batch statistics, averaged gradients, moving statistics averaged at the
  *   end), tolerances of t_codegen (losses 1e-4 + 1e-3|x|, state 2e-4 + 2e-3|x|);
- * - the workers' parameters and momentum stay bitwise equal;
+ * - the workers' parameters and momentum stay bitwise equal; _broadcast
+ *   gives every worker the state of worker 0;
  * - a step that goes non-finite on one worker is undone on all; a failing
  *   hook undoes the step with a message.
  * argv[1]: target (c, the default, or opencl). */
@@ -69,6 +70,21 @@ static int average_hook(void *ctx, float *buf, size_t n)
 	return mean ? 0 : -1;
 }
 
+/* Rank 0's buffer to every worker. */
+static int bcast_hook(void *ctx, float *buf, size_t n)
+{
+	worker *w = ctx;
+	group *g = w->g;
+	g->buf[w->rank] = buf;
+	g->n[w->rank] = n;
+	pthread_barrier_wait(&g->bar);
+	int same = g->n[0] == g->n[1];
+	if (same && w->rank)
+		memcpy(buf, g->buf[0], n * sizeof(float));
+	pthread_barrier_wait(&g->bar);
+	return same ? 0 : -1;
+}
+
 static int failing_hook(void *ctx, float *buf, size_t n)
 {
 	(void)ctx;
@@ -84,12 +100,19 @@ static void *worker_step(void *arg)
 	return NULL;
 }
 
-static dp_api *average_api; /* the library whose _average_stats worker_average calls */
+static dp_api *average_api; /* the library whose _average_stats and _broadcast the workers call */
 
 static void *worker_average(void *arg)
 {
 	worker *w = arg;
 	w->rc = average_api->average_stats(w->m);
+	return NULL;
+}
+
+static void *worker_broadcast(void *arg)
+{
+	worker *w = arg;
+	w->rc = average_api->broadcast(w->m, bcast_hook, w);
 	return NULL;
 }
 
@@ -200,11 +223,10 @@ static double state_diff(const saved *a, const saved *b, int *exact, const char 
 }
 
 /* Only the trainable parameters and momentum: the workers' moving statistics differ by design. */
-static int trained_equal(const saved *a, const saved *b, const brn_graph *g)
+static int trained_equal(const saved *a, const saved *b)
 {
 	for (int i = 0; i < a->k; i++) {
 		int stat = strstr(a->names[i], ".mean") || strstr(a->names[i], ".sigma");
-		(void)g;
 		if (!stat && memcmp(a->t[i].data, b->t[i].data, (size_t)tensor_count(&a->t[i]) * sizeof(float)))
 			return 0;
 	}
@@ -254,6 +276,28 @@ static void against_one_process(void)
 			goto out;
 		}
 	}
+	/* worker 1 starts from other weights; _broadcast gives it worker 0's */
+	int (*init_weights)(void *m, uint64_t seed);
+	char sym[128];
+	snprintf(sym, sizeof sym, "%s_init_weights", name);
+	*(void **)&init_weights = dlsym(a.lib, sym);
+	saved b0, b1;
+	int exact = 0;
+	const char *where = "";
+	if (init_weights && init_weights(w[1].m, 7) == 0 && !save_state(&a, w[0].m, &g, &b0, "b0.st") &&
+	    !save_state(&a, w[1].m, &g, &b1, "b1.st")) {
+		state_diff(&b0, &b1, &exact, &where);
+		ok(!exact, "%s: worker 1 initialized with seed 7 differs", what);
+		free_state(&b1);
+		average_api = &dp;
+		run_workers(w, worker_broadcast);
+		if (!save_state(&a, w[1].m, &g, &b1, "b1.st"))
+			state_diff(&b0, &b1, &exact, &where);
+		ok(w[0].rc == 0 && w[1].rc == 0 && exact, "%s: _broadcast gives worker 1 the state of worker 0", what);
+	} else
+		ok(0, "%s: init_weights and save", what);
+	free_state(&b0);
+	free_state(&b1);
 	long in = brn_shape_count(g.nodes[g.input].shape);
 	int classes = g.nodes[g.labels].classes;
 	float *x = malloc((size_t)(2 * b * in) * sizeof(float));
@@ -307,8 +351,6 @@ static void against_one_process(void)
 	save_state(&a, w[0].m, &g, &s1, "before.st");
 	run_workers(w, worker_step);
 	save_state(&a, w[0].m, &g, &s0, "after.st");
-	int exact;
-	const char *where = "";
 	state_diff(&s0, &s1, &exact, &where);
 	ok(w[0].rc == BRN_ENUMERIC && w[1].rc == BRN_ENUMERIC && a.step(w[0].m) == step0 && exact,
 	   "%s: a step non-finite on worker 1 only is undone on both (rc %d, %d)", what, w[0].rc, w[1].rc);
@@ -338,6 +380,8 @@ static void against_one_process(void)
 	   "%s: hook removed: a plain step", what);
 	is_int(dp.average_stats(w[0].m), BRN_EARG, "%s: _average_stats without a hook", what);
 	is_str(a.error(w[0].m), "no allreduce hook is set (_set_allreduce)", "%s: with this message", what);
+	is_int(dp.broadcast(w[0].m, failing_hook, NULL), BRN_EIO, "%s: _broadcast with a failing hook", what);
+	is_str(a.error(w[0].m), "the broadcast of the state failed", "%s: with this message", what);
 	free(x);
 out:
 	for (int r = 0; r < WORKERS; r++)
@@ -446,7 +490,7 @@ static void against_interpreter(const char *path, const char *name, int b)
 	if (save_state(&a, w[0].m, &g, &s0, "w0.st") || save_state(&a, w[1].m, &g, &s1, "w1.st"))
 		ok(0, "%s: states saved", what);
 	else
-		ok(trained_equal(&s0, &s1, &g), "%s: the workers' parameters and momentum are bitwise equal", what);
+		ok(trained_equal(&s0, &s1), "%s: the workers' parameters and momentum are bitwise equal", what);
 	free_state(&s0);
 	free_state(&s1);
 	average_api = &dp;
