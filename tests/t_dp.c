@@ -10,7 +10,7 @@
  *   gives every worker the state of worker 0;
  * - a step that goes non-finite on one worker is undone on all; a failing
  *   hook undoes the step with a message.
- * argv[1]: target (c, the default, or opencl). */
+ * argv[1]: one target (c or opencl); without it, both. */
 #include <math.h>
 #include <pthread.h>
 
