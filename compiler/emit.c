@@ -568,6 +568,16 @@ static void model_vars(const brn_plan *p, const brn_emit_options *o, host_ctx *h
 	     "/* one SGD step (momentum 0.9) on n examples; *loss: mean cross-entropy */\n"
 	     "int %s_train_step(%s *m, const float *x, const int32_t *y, int n, float lr, float *loss);" : "%s%s",
 	     p->train ? g->model : "", p->train ? g->model : "");
+	const char *mn = p->train ? g->model : "";
+	hset(h, "DP_DECL", p->train ?
+	     "/* Data-parallel training (docs/distributed.md). fn reduces n floats in place\n"
+	     " * to their mean over the workers (e.g. MPI_Allreduce, then / P); once set,\n"
+	     " * each step hands it the gradients and *loss is the mean over all workers. */\n"
+	     "int %s_set_allreduce(%s *m, int (*fn)(void *ctx, float *buf, size_t n), void *ctx);\n"
+	     "int %s_average_stats(%s *m); /* moving statistics := their mean over the workers */\n"
+	     "/* the whole state (parameters, statistics, momentum) through fn, e.g. a broadcast */\n"
+	     "int %s_broadcast(%s *m, int (*fn)(void *ctx, float *buf, size_t n), void *ctx);\n" : "%s%s%s%s%s%s",
+	     mn, mn, mn, mn, mn, mn);
 }
 
 int brn_emit(const brn_plan *p, const brn_emit_options *o, brn_diag *d)

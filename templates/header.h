@@ -4,6 +4,7 @@
 #ifndef ${GUARD}
 #define ${GUARD}
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define ${UPPER}_BATCH ${BATCH}             /* n may be 1 .. BATCH */
@@ -19,7 +20,7 @@ void ${MODEL}_close(${MODEL} *m);
 /* out: n * OUTPUT_SIZE floats; inference uses the moving statistics */
 int ${MODEL}_infer(${MODEL} *m, const float *x, int n, float *out);
 ${TRAIN_DECL}
-int ${MODEL}_save(${MODEL} *m, const char *path); /* safetensors, atomic */
+${DP_DECL}int ${MODEL}_save(${MODEL} *m, const char *path); /* safetensors, atomic */
 int64_t ${MODEL}_step(const ${MODEL} *m);
 void ${MODEL}_schedule(const ${MODEL} *m, float *r_max, float *d_max);
 const char *${MODEL}_device(const ${MODEL} *m);

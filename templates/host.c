@@ -56,6 +56,11 @@ struct ${MODEL} {
 	int64_t step;         /* training steps taken */
 	float lr;
 	struct brn_device dev;
+	/* data-parallel training (docs/distributed.md): the gradient reduction
+	 * and its scratch (old momentum, gradients, parameters), or NULL */
+	int (*allreduce)(void *ctx, float *buf, size_t n);
+	void *allreduce_ctx;
+	float *dp;
 	char err[1024];
 };
 
@@ -204,6 +209,7 @@ void ${MODEL}_close(brn_model *m)
 {
 	if (m) {
 		brn_dev_close(m);
+		free(m->dp);
 		free(m);
 	}
 }

@@ -24,6 +24,7 @@
 #include "progress.h"
 #include "sampler.h"
 #include "trainlog.h"
+#include "brnrun_dist.h"
 
 typedef struct command {
 	const char *name, *args, *help;
@@ -804,23 +805,32 @@ static int log_row(trainlog *l, const model_api *api, void *m, int64_t step, dou
 	return trainlog_row(l, step, *api->batch, r_max, d_max, lr, acc, err, sizeof err) ? fail("%s", err) : 0;
 }
 
-static int save(const model_api *api, void *m, const char *path)
+/* Every rank averages the moving statistics; rank 0 alone writes. */
+static int save(const model_api *api, dist *d, void *m, const char *path)
 {
-	if (api->save(m, path))
+	char err[1024];
+	if (dist_average(d, err, sizeof err))
+		return fail("cannot average the moving statistics: %s", err);
+	if (d->rank == 0 && api->save(m, path))
 		return fail("cannot save %s: %s", path, api->error(m));
 	return 0;
 }
 
 /* After step done steps: a test evaluation every --eval-every steps, a
  * --log row every --log-every steps or with an evaluation (not at the last
- * step: the run's end writes that row, with the final accuracy). */
-static int train_eval_log(const train_opts *o, const model_api *api, void *m, const idx_set *test,
+ * step: the run's end writes that row, with the final accuracy). Under
+ * MPI every rank averages the moving statistics first; rank 0 alone has
+ * the test set and the log. */
+static int train_eval_log(const train_opts *o, const model_api *api, dist *d, void *m, const idx_set *test,
                           trainlog *log, progress *p, long long done, float *out)
 {
 	double acc = -1;
 	int rc;
+	char err[1024];
 	if (done >= o->steps)
 		return 0;
+	if (o->eval_every && done % o->eval_every == 0 && d->size > 1 && dist_average(d, err, sizeof err))
+		return fail("cannot average the moving statistics: %s", err);
 	if (o->eval_every && done % o->eval_every == 0 && test->n) {
 		double t0 = progress_now();
 		if ((rc = evaluate(api, m, test, out, &acc)) != 0)
@@ -849,6 +859,7 @@ static int cmd_train(int argc, char **argv)
 	double ema = 0, acc = 0;
 	long long step = 0, run = 0;
 	trainlog log = {0};
+	dist d;
 	int rc = train_args(argc, argv, &o);
 	if (rc)
 		return rc;
@@ -863,6 +874,10 @@ static int cmd_train(int argc, char **argv)
 		return fail("%s has no %s_save or %s_step; rebuild it with this brnc", o.lib, api.name,
 		            api.name);
 	}
+	if (dist_open(&d, err, sizeof err)) {
+		dlclose(api.lib);
+		return fail("%s", err);
+	}
 	int batch = *api.batch, in = *api.input_size;
 	const char *dir = idx_data_dir(o.data);
 	if ((o.ckpt && (rc = check_output("--ckpt", o.ckpt, &o, dir)) != 0) ||
@@ -874,7 +889,8 @@ static int cmd_train(int argc, char **argv)
 	}
 	if ((rc = check_set(&api, &train, dir, "train")) != 0)
 		goto done;
-	if (sampler_open(&s, SAMPLER_IID, o.seed, train.n, train.labels, IDX_CLASSES, batch, 1, err,
+	/* global batch = ranks x compiled batch; each rank takes its shard */
+	if (sampler_open(&s, SAMPLER_IID, o.seed, train.n, train.labels, IDX_CLASSES, batch * d.size, 1, err,
 	                 sizeof err)) {
 		rc = fail("%s", err);
 		goto done;
@@ -882,7 +898,7 @@ static int cmd_train(int argc, char **argv)
 	have_sampler = 1;
 	x = malloc((size_t)batch * in * sizeof *x);
 	y = malloc((size_t)batch * sizeof *y);
-	idx = malloc((size_t)batch * sizeof *idx);
+	idx = malloc((size_t)batch * d.size * sizeof *idx);
 	out = malloc((size_t)batch * *api.output_size * sizeof *out);
 	if (!x || !y || !idx || !out) {
 		rc = fail("out of memory for a batch of %s", api.name);
@@ -890,27 +906,36 @@ static int cmd_train(int argc, char **argv)
 	}
 	if ((rc = open_model(&api, &m, o.weights, o.seed)) != 0)
 		goto done;
-	step = api.step(m);
-	if (o.eval_every && (rc = load_test(&api, dir, &test)) != 0)
-		goto done;
-	if (o.log && trainlog_open(&log, o.log, step, err, sizeof err)) {
+	if (dist_attach(&d, api.lib, api.name, m, api.error, err, sizeof err)) {
 		rc = fail("%s", err);
 		goto done;
 	}
-	fprintf(stderr,
-	        "brnrun: training %s on %s, %s, %d examples, batch %d, lr %g, steps %lld..%lld\n",
-	        api.name, dir, api.device ? api.device(m) : "?", train.n, batch, o.lr, step, o.steps);
+	step = api.step(m);
+	if (d.rank == 0 && o.eval_every && (rc = load_test(&api, dir, &test)) != 0)
+		goto done;
+	if (d.rank == 0 && o.log && trainlog_open(&log, o.log, step, err, sizeof err)) {
+		rc = fail("%s", err);
+		goto done;
+	}
+	if (d.rank == 0)
+		fprintf(stderr,
+		        "brnrun: training %s on %s, %s, %d examples, batch %d, lr %g, steps %lld..%lld\n",
+		        api.name, dir, api.device ? api.device(m) : "?", train.n, batch, o.lr, step, o.steps);
+	if (d.rank == 0 && d.size > 1)
+		fprintf(stderr, "brnrun: %d ranks of batch %d: global batch %d\n", d.size, batch, batch * d.size);
 
 	progress p;
-	progress_start(&p, 0, step, o.steps);
+	progress_start(&p, d.rank != 0, step, o.steps);
 	interrupted = 0;
-	signal(SIGINT, on_sigint);
+	if (d.size == 1) /* (ranks that stop at different steps would wait on each other) */
+		signal(SIGINT, on_sigint);
 	for (; step < o.steps && !interrupted; step++, run++) {
 		float loss;
 		sampler_batch(&s, step, idx);
+		const int *shard = idx + (size_t)d.rank * batch;
 		for (int j = 0; j < batch; j++) {
-			memcpy(x + (size_t)j * in, train.images + (size_t)idx[j] * in, (size_t)in * sizeof *x);
-			y[j] = train.labels[idx[j]];
+			memcpy(x + (size_t)j * in, train.images + (size_t)shard[j] * in, (size_t)in * sizeof *x);
+			y[j] = train.labels[shard[j]];
 		}
 		if (api.train_step(m, x, y, batch, (float)o.lr, &loss)) {
 			rc = fail("%s: train_step: %s", api.name, api.error(m));
@@ -925,18 +950,24 @@ static int cmd_train(int argc, char **argv)
 		float r_max = 0, d_max = 0;
 		if (api.schedule)
 			api.schedule(m, &r_max, &d_max);
-		progress_draw(&p, step + 1, ema, batch, r_max, d_max);
+		progress_draw(&p, step + 1, ema, (long)batch * d.size, r_max, d_max);
 		if (log.f)
 			trainlog_loss(&log, loss);
-		if ((rc = train_eval_log(&o, &api, m, &test, &log, &p, step + 1, out)) != 0)
+		if ((rc = train_eval_log(&o, &api, &d, m, &test, &log, &p, step + 1, out)) != 0)
 			goto done;
 		if (o.ckpt_every && (step + 1) % o.ckpt_every == 0 && step + 1 < o.steps &&
-		    (rc = save(&api, m, o.ckpt)) != 0)
+		    (rc = save(&api, &d, m, o.ckpt)) != 0)
 			goto done;
 	}
 	signal(SIGINT, SIG_DFL);
-	if (o.ckpt && run && (rc = save(&api, m, o.ckpt)) != 0)
+	if (o.ckpt && run && (rc = save(&api, &d, m, o.ckpt)) != 0)
 		goto done;
+	if (!(o.ckpt && run) && dist_average(&d, err, sizeof err)) {
+		rc = fail("cannot average the moving statistics: %s", err);
+		goto done;
+	}
+	if (d.rank != 0)
+		goto done; /* rank 0 alone reports and evaluates */
 	if (interrupted) {
 		if (log.f && log.loss_n && (rc = log_row(&log, &api, m, step, o.lr, -1)) != 0)
 			goto done;
@@ -974,6 +1005,7 @@ done:
 	free(idx);
 	free(out);
 	dlclose(api.lib);
+	dist_close(&d, rc);
 	return rc;
 }
 
