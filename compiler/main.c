@@ -18,7 +18,7 @@
 #define BRNC_VERSION "0.1.0"
 
 static const char usage[] =
-	"usage: brnc [options] MODEL.brn\n"
+	"usage: brnc [options] MODEL.brn|MODEL.onnx\n"
 	"\n"
 	"Compiles a convolutional network with Batch Renormalization into fused,\n"
 	"specialized C or OpenCL code (MODEL.h, MODEL.c [, MODEL.cl]).\n"
@@ -34,6 +34,12 @@ static const char usage[] =
 	"  --no-fuse          one kernel per op (for comparison)\n"
 	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
 	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
+	"\n"
+	"ONNX models (MODEL.onnx; see docs/onnx.md) also write BASE.safetensors and take:\n"
+	"  --renorm           every BatchNormalization becomes batch_renorm\n"
+	"  --emit brn         print the model as .brn text and stop\n"
+	"  --emit torch-names print brnc's tensor names beside the ONNX ones\n"
+	"  --emit onnx        with --weights W -o OUT.onnx: the model with W's values\n"
 	"  -h, --help         this help\n"
 	"  --version          the version\n"
 	"\n"
@@ -217,6 +223,8 @@ int main(int argc, char **argv)
 			o.no_fuse = 1;
 		} else if (!strcmp(a, "--shared")) {
 			o.shared = 1;
+		} else if (!strcmp(a, "--renorm")) {
+			o.renorm = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--mode") ||
 		           !strcmp(a, "--batch") || !strcmp(a, "--schedule") || !strcmp(a, "--weights") ||
 		           !strcmp(a, "--step") || !strcmp(a, "--emit")) {
@@ -246,8 +254,9 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--weights"))
 				o.weights = v;
 			else {
-				if (strcmp(v, "graph") && strcmp(v, "dot"))
-					return usage_error("--emit must be graph or dot, not '%s'", v);
+				if (strcmp(v, "graph") && strcmp(v, "dot") && strcmp(v, "brn") && strcmp(v, "onnx") &&
+				    strcmp(v, "torch-names"))
+					return usage_error("--emit must be graph, dot, brn, onnx or torch-names, not '%s'", v);
 				o.emit = v;
 			}
 		} else if (a[0] == '-' && a[1]) {
@@ -264,7 +273,7 @@ int main(int argc, char **argv)
 		return usage_error("--shared needs -o BASE%s", "");
 	if (o.out && check_base(o.out))
 		return 2;
-	if (o.weights && !strcmp(o.mode, "train"))
+	if (o.weights && !strcmp(o.mode, "train") && !(o.emit && !strcmp(o.emit, "onnx")))
 		return usage_error("--weights folds weights into inference code; use --mode infer (a training "
 		                   "program loads weights at run time with _open)%s", "");
 	char dir[PATH_MAX + 64];
