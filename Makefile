@@ -132,7 +132,12 @@ $(B)/tests/interp_dump: tests/interp_dump.c $(B)/libbrnc.a $(B)/libbrnrt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
 
-tests-build: all $(TEST_BIN) $(B)/tests/interp_dump
+# run by tests/t_onnx.py on the models PyTorch exports
+$(B)/tests/onnx_train_check: tests/onnx_train_check.c tests/codegen.h tests/tap.h $(B)/libbrnc.a $(B)/libbrnrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
+
+tests-build: all $(TEST_BIN) $(B)/tests/interp_dump $(B)/tests/onnx_train_check
 
 # Runs the suite; test programs find the tools through these variables.
 check: tests-build

@@ -889,14 +889,9 @@ int brn_onnx_sniff(const char *path)
 	return c == 0x08;
 }
 
-static Onnx__ModelProto *unpack(const char *path, brn_diag *d)
+static Onnx__ModelProto *unpack_mem(const char *path, const void *data, size_t len, brn_diag *d)
 {
-	uint8_t *data = NULL;
-	size_t len = 0;
-	if (read_all(path, &data, &len, d))
-		return NULL;
 	Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, data);
-	free(data);
 	if (!m)
 		brn_diag_error(d, path, 0, 0, "not an ONNX model: the protobuf data is malformed or truncated");
 	else if (!m->graph) {
@@ -904,6 +899,17 @@ static Onnx__ModelProto *unpack(const char *path, brn_diag *d)
 		m = NULL;
 		brn_diag_error(d, path, 0, 0, "not an ONNX model: it has no graph");
 	}
+	return m;
+}
+
+static Onnx__ModelProto *unpack(const char *path, brn_diag *d)
+{
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (read_all(path, &data, &len, d))
+		return NULL;
+	Onnx__ModelProto *m = unpack_mem(path, data, len, d);
+	free(data);
 	return m;
 }
 
@@ -1021,8 +1027,28 @@ static int import(importer *im)
 	return emit(im, "output %s;\n", out->brn);
 }
 
+static int import_model(Onnx__ModelProto *m, const char *path, const brn_onnx_options *o, brn_arena *a,
+                        brn_onnx_import *res, brn_diag *d);
+
 int brn_onnx_import_file(const char *path, const brn_onnx_options *o, brn_arena *a,
                          brn_onnx_import *res, brn_diag *d)
+{
+	memset(res, 0, sizeof *res);
+	Onnx__ModelProto *m = unpack(path, d);
+	return m ? import_model(m, path, o, a, res, d) : -1;
+}
+
+int brn_onnx_import_mem(const char *name, const void *data, size_t len, const brn_onnx_options *o,
+                        brn_arena *a, brn_onnx_import *res, brn_diag *d)
+{
+	memset(res, 0, sizeof *res);
+	Onnx__ModelProto *m = unpack_mem(name, data, len, d);
+	return m ? import_model(m, name, o, a, res, d) : -1;
+}
+
+/* Translates m and frees it. */
+static int import_model(Onnx__ModelProto *m, const char *path, const brn_onnx_options *o, brn_arena *a,
+                        brn_onnx_import *res, brn_diag *d)
 {
 	importer im;
 	memset(&im, 0, sizeof im);
@@ -1031,9 +1057,7 @@ int brn_onnx_import_file(const char *path, const brn_onnx_options *o, brn_arena 
 	im.a = a;
 	im.d = d;
 	im.node = -1;
-	memset(res, 0, sizeof *res);
-	if (!(im.m = unpack(path, d)))
-		return -1;
+	im.m = m;
 	im.gr = im.m->graph;
 	int rc = import(&im);
 	if (!rc) {

@@ -53,6 +53,10 @@ char *brn_onnx_model_name(const char *path, brn_arena *a);
 int brn_onnx_import_file(const char *path, const brn_onnx_options *o, brn_arena *a,
                          brn_onnx_import *im, brn_diag *d);
 
+/* The same on the bytes of a model in memory (name for messages). */
+int brn_onnx_import_mem(const char *name, const void *data, size_t len, const brn_onnx_options *o,
+                        brn_arena *a, brn_onnx_import *im, brn_diag *d);
+
 /* Writes the imported initializers as safetensors (step 0). */
 int brn_onnx_write_weights(const brn_onnx_import *im, const char *path, brn_diag *d);
 
