@@ -28,6 +28,9 @@ typedef struct value {
 	const char *brn;       /* brnc node name */
 	int rank;              /* 2 or 4, batch included */
 	int c, h, w;           /* per example; rank 2: [c] */
+	int nonneg;            /* a relu's output: Clip(<= 0, 6) is relu6 */
+	int pad[2];            /* a Pad's zeros around it, for the Conv or
+	                          AveragePool that reads it to take in */
 	/* constant */
 	const tensor_t *t;
 	const char *src;       /* the initializer or Constant output it is */
@@ -314,6 +317,11 @@ static value *input(importer *im, const node_t *n, int k, int want_const)
 		fail(im, "input %d '%.80s' is a constant; expected a tensor the graph computes", k, name);
 		return NULL;
 	}
+	if ((v->pad[0] || v->pad[1]) && (!n->op_type || (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "AveragePool")))) {
+		fail(im, "input %d '%.80s' comes from a Pad, which brnc reads only right before a Conv or an "
+		     "AveragePool", k, name);
+		return NULL;
+	}
 	return v;
 }
 
@@ -456,8 +464,11 @@ static int window(importer *im, const node_t *n, const value *x, const long long
 		return fail(im, "ceil_mode=1 is not supported (brnc rounds output sizes down)");
 	int in[2] = {x->h, x->w};
 	for (int k = 0; k < 2; k++)
-		if (stride[k] < 1 || kernel[k] < 1 || pads[k] < 0 || pads[k + 2] < 0)
+		if (stride[k] < 1 || kernel[k] < 1 || pads[k] < 0 || pads[k + 2] < 0 || pads[k] > 65536 ||
+		    pads[k + 2] > 65536)
 			return fail(im, "kernel, strides and pads must be positive (pads non-negative)");
+	if ((x->pad[0] || x->pad[1]) && attr(n, "auto_pad"))
+		return fail(im, "auto_pad after a Pad is not supported");
 	const Onnx__AttributeProto *ap = attr(n, "auto_pad");
 	if (ap && ap->has_s && ap->s.len) {
 		char mode[16] = "";
@@ -478,6 +489,9 @@ static int window(importer *im, const node_t *n, const value *x, const long long
 		}
 	}
 	for (int k = 0; k < 2; k++) {
+		/* a Pad before: its zeros are the window's padding */
+		pads[k] += x->pad[k];
+		pads[k + 2] += x->pad[k];
 		long long span = in[k] + pads[k] + pads[k + 2] - kernel[k];
 		if (span < 0)
 			return fail(im, "kernel %lldx%lld is larger than the padded input", kernel[0], kernel[1]);
@@ -599,13 +613,19 @@ static int op_clip(importer *im, const node_t *n, value *x)
 			*(k == 1 ? &lo : &hi) = f[0];
 		}
 	}
+	/* on a relu's output any lower bound <= 0 is 0 (opset 9 exports
+	 * relu6 as Relu, Clip(-inf, 6)) */
+	if (x->nonneg && lo < 0)
+		lo = 0;
 	const char *op = lo == 0 && hi == 6 ? "relu6" : lo == 0 && hi >= FLT_MAX ? "relu" : NULL;
 	if (!op)
 		return fail(im, "Clip(%g, %g) is not supported; brnc has Clip(0, 6) as relu6 and Clip(0) as relu",
 		            lo, hi);
 	const char *name = layer_name(im, n, NULL);
-	if (!name || !define(im, n, name, x->rank, x->c, x->h, x->w))
+	value *v = name ? define(im, n, name, x->rank, x->c, x->h, x->w) : NULL;
+	if (!v)
 		return -1;
+	v->nonneg = 1;
 	return emit(im, "%s = %s(%s);\n", name, op, x->brn);
 }
 
@@ -623,7 +643,13 @@ static int op_pool(importer *im, const node_t *n, value *x, int avg)
 	int out[2];
 	if (window(im, n, x, kernel, stride, pad, out))
 		return -1;
-	int include = avg && attr_int(n, "count_include_pad", 0) && (pad[0] || pad[1]);
+	int padded = x->pad[0] || x->pad[1];
+	if (padded && !avg)
+		return fail(im, "a Pad before MaxPool is not supported");
+	if (padded && attr(n, "pads") && pad[0] + pad[1] != x->pad[0] + x->pad[1])
+		return fail(im, "pads of both a Pad and the AveragePool are not supported");
+	/* a Pad's zeros are inputs that the average counts */
+	int include = avg && (padded || attr_int(n, "count_include_pad", 0)) && (pad[0] || pad[1]);
 	const char *name = layer_name(im, n, NULL);
 	if (!name || !define(im, n, name, 4, x->c, out[0], out[1]))
 		return -1;
@@ -753,6 +779,66 @@ static int op_alias(importer *im, const node_t *n)
 	return 0;
 }
 
+/* Pad with zeros on H and W (alike on both sides): kept on the value for
+ * the Conv or AveragePool that reads it. Pads are an attribute before
+ * opset 11, an input from it. */
+static int op_pad(importer *im, const node_t *n, value *x)
+{
+	int64_t pads[8] = {0};
+	int cnt = 0;
+	const Onnx__AttributeProto *mode = attr(n, "mode");
+	if (mode && mode->has_s && (mode->s.len != 8 || memcmp(mode->s.data, "constant", 8)))
+		return fail(im, "only mode 'constant' is supported");
+	if (im->opset < 11) {
+		const Onnx__AttributeProto *a = attr(n, "pads");
+		if (!a || a->n_ints > 8)
+			return fail(im, "attribute pads is missing or too long");
+		cnt = (int)a->n_ints;
+		memcpy(pads, a->ints, a->n_ints * sizeof *pads);
+		if (attr_float(n, "value", 0) != 0)
+			return fail(im, "padding with %g is not supported (brnc pads with zeros)", attr_float(n, "value", 0));
+	} else {
+		value *p = input(im, n, 1, 1);
+		if (!p || const_ints(im, p, pads, 8, &cnt))
+			return -1;
+		if (in_name(n, 2)) {
+			value *c = input(im, n, 2, 1);
+			float *f;
+			long long nc;
+			if (!c || const_floats(im, c, &f, &nc))
+				return -1;
+			if (nc != 1 || f[0] != 0)
+				return fail(im, "padding with a value other than 0 is not supported (brnc pads with zeros)");
+		}
+		if (in_name(n, 3))
+			return fail(im, "the axes input is not supported");
+	}
+	if (x->rank != 4 || cnt != 8 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[6] ||
+	    pads[3] != pads[7] || pads[2] < 0 || pads[3] < 0 || pads[2] > 65536 || pads[3] > 65536)
+		return fail(im, "brnc reads a Pad of [N, C, H, W] by the same amount on both sides of H and W");
+	value copy = *x;
+	value *v = define(im, n, copy.brn, 4, copy.c, copy.h, copy.w);
+	if (!v)
+		return -1;
+	v->pad[0] = copy.pad[0] + (int)pads[2];
+	v->pad[1] = copy.pad[1] + (int)pads[3];
+	v->op = copy.op;
+	return 0;
+}
+
+/* Cast to float: tensors are float already; a float constant stays. */
+static int op_cast(importer *im, const node_t *n)
+{
+	if (attr_int(n, "to", 0) != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+		return fail(im, "Cast to type %lld is not supported (brnc computes in float)", attr_int(n, "to", 0));
+	value *x = NULL;
+	if (!in_name(n, 0) || !(x = find(im, n->input[0])))
+		return fail(im, "input 0 '%.80s' is not defined before the node", in_name(n, 0) ? n->input[0] : "");
+	if (x->is_const && x->t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+		return fail(im, "Cast of the constant '%.80s' of type %d is not supported", x->onnx, (int)x->t->data_type);
+	return op_alias(im, n);
+}
+
 static int op_constant(importer *im, const node_t *n)
 {
 	const Onnx__AttributeProto *a = attr(n, "value");
@@ -778,19 +864,21 @@ static int translate(importer *im, int i)
 		return op_alias(im, n);
 	if (!strcmp(op, "Constant"))
 		return op_constant(im, n);
+	if (!strcmp(op, "Cast"))
+		return op_cast(im, n);
 	if (!strcmp(op, "Conv"))
 		return op_conv(im, n);
 	if (!strcmp(op, "BatchNormalization"))
 		return op_batchnorm(im, n);
 	static const char *const unary[] = {"Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",
-	                                    "Flatten", "Reshape", "Gemm", "MatMul", "Softmax", "Add"};
+	                                    "Flatten", "Reshape", "Gemm", "MatMul", "Softmax", "Add", "Pad"};
 	int known = 0;
 	for (size_t k = 0; k < sizeof unary / sizeof *unary; k++)
 		known |= !strcmp(op, unary[k]);
 	if (!known)
-		return fail(im, "unsupported operator; brnc reads Add, AveragePool, BatchNormalization, Clip, "
+		return fail(im, "unsupported operator; brnc reads Add, AveragePool, BatchNormalization, Cast, Clip, "
 		            "Constant, Conv, Dropout, Flatten, Gemm, GlobalAveragePool, Identity, MatMul, "
-		            "MaxPool, Relu, Reshape, Softmax");
+		            "MaxPool, Pad, Relu, Reshape, Softmax");
 	value *x = input(im, n, 0, 0);
 	if (!x)
 		return -1;
@@ -802,6 +890,8 @@ static int translate(importer *im, int i)
 		return op_dense(im, n, x, op[0] == 'G');
 	if (!strcmp(op, "Reshape"))
 		return op_reshape(im, n, x);
+	if (!strcmp(op, "Pad"))
+		return op_pad(im, n, x);
 	const char *name;
 	if (!strcmp(op, "Add")) {
 		value *y = input(im, n, 1, -1);
@@ -817,8 +907,10 @@ static int translate(importer *im, int i)
 		return emit(im, "%s = add(%s, %s);\n", name, x->brn, y->brn);
 	}
 	if (!strcmp(op, "Relu")) {
-		if (!(name = layer_name(im, n, NULL)) || !define(im, n, name, x->rank, x->c, x->h, x->w))
+		value *v = (name = layer_name(im, n, NULL)) ? define(im, n, name, x->rank, x->c, x->h, x->w) : NULL;
+		if (!v)
 			return -1;
+		v->nonneg = 1;
 		return emit(im, "%s = relu(%s);\n", name, x->brn);
 	}
 	if (!strcmp(op, "GlobalAveragePool")) {

@@ -145,6 +145,53 @@ def emit_brn_case(path, tag):
        "brn: %s" % b.stderr)
 
 
+# --- opsets 9 to 17 on a small model with the other operators ----------------------
+
+class Small(torch.nn.Module):
+    """ReLU6 (Clip: attributes before opset 11, inputs from it, with Casts
+    of them in some), AvgPool2d with count_include_pad (PyTorch's default:
+    Pad + AveragePool), a depthwise conv, view ->
+    Reshape, x @ W + b -> MatMul + Add, softmax (its axis default changed in
+    opset 13)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.n1 = torch.nn.BatchNorm2d(8)
+        self.pool = torch.nn.AvgPool2d(3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.n2 = torch.nn.BatchNorm2d(8)
+        self.w = torch.nn.Parameter(torch.randn(128, 10) * 0.1)
+        self.b = torch.nn.Parameter(torch.randn(10))
+
+    def forward(self, x):
+        x = self.pool(torch.nn.functional.relu6(self.n1(self.c1(x))))
+        x = torch.nn.functional.max_pool2d(torch.relu(self.n2(self.c2(x))), 2)
+        return torch.softmax(x.view(-1, 128) @ self.w + self.b, dim=1)
+
+
+def opset_models():
+    torch.manual_seed(5)
+    model = Small()
+    with torch.no_grad():
+        for n in (model.n1, model.n2):
+            n.running_mean.uniform_(-0.5, 0.5)
+            n.running_var.uniform_(0.5, 2.0)
+        model.n1.weight.uniform_(3, 5)  # so that relu6 clips at 6 too
+    model.eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        want = model(x).numpy()
+    for opset in (9, 11, 13, 17):
+        for keep in (False, True):
+            tag = "small_%d_%s" % (opset, "bn" if keep else "folded")
+            kw = dict(training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False) if keep else {}
+            torch.onnx.export(model, x, at(tag + ".onnx"), opset_version=opset, **kw)
+            ops = sorted({n.op_type for n in onnx.load(at(tag + ".onnx")).graph.node})
+            got = brn_infer(at(tag + ".onnx"), at(tag), "c", x)
+            close_logits(got, want, "%s, opset %d: %s" % (tag, opset, " ".join(ops)))
+
+
 # --- --renorm --mode train, then export --------------------------------------------
 
 def train_and_export():
@@ -226,8 +273,8 @@ def errors():
     good = open(at("good.onnx"), "rb").read()
     conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv0", pads=[1, 1, 1, 1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    reads = ("brnc reads Add, AveragePool, BatchNormalization, Clip, Constant, Conv, Dropout, Flatten, "
-             "Gemm, GlobalAveragePool, Identity, MatMul, MaxPool, Relu, Reshape, Softmax")
+    reads = ("brnc reads Add, AveragePool, BatchNormalization, Cast, Clip, Constant, Conv, Dropout, Flatten, "
+             "Gemm, GlobalAveragePool, Identity, MatMul, MaxPool, Pad, Relu, Reshape, Softmax")
     bad("unknown_op", tiny([conv, helper.make_node("LRN", ["c"], ["y"], name="lrn0", size=3)]),
         "@node 1 'lrn0' (LRN): unsupported operator; " + reads)
     bad("dynamic", tiny(inputs=[helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "h", 8])]),
@@ -261,6 +308,16 @@ def errors():
     bad("ceil", tiny([conv, helper.make_node("MaxPool", ["c"], ["y"], name="pool0", kernel_shape=[2, 2],
                                              ceil_mode=1)]),
         "@node 1 'pool0' (MaxPool): ceil_mode=1 is not supported (brnc rounds output sizes down)")
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
+    w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")
+    bad("pad_maxpool", tiny([helper.make_node("Pad", ["x", "pads"], ["p"], name="pad0"),
+                             helper.make_node("MaxPool", ["p"], ["y"], name="pool0", kernel_shape=[3, 3])],
+                            inits=[w, pads]),
+        "@node 1 'pool0' (MaxPool): input 0 'p' comes from a Pad, which brnc reads only right before a Conv "
+        "or an AveragePool")
+    bad("pad_value", tiny([helper.make_node("Pad", ["x", "pads", "one"], ["y"], name="pad0")],
+                          inits=[w, pads, numpy_helper.from_array(np.ones((1,), np.float32), "one")]),
+        "@node 0 'pad0' (Pad): padding with a value other than 0 is not supported (brnc pads with zeros)")
     # the .brn front end checks the translated model: its errors point into
     # the text --emit brn prints
     r = brnc(at("good.onnx"), "--batch", "0")
@@ -272,6 +329,7 @@ def errors():
 
 try:
     errors()
+    opset_models()
     imported_models()
     train_and_export()
 finally:

@@ -322,7 +322,8 @@ static void mutate_message(Onnx__ModelProto *m)
 {
 	Onnx__GraphProto *g = m->graph;
 	static const char *const ops[] = {"Conv", "Relu", "Add", "MaxPool", "Gemm", "MatMul", "Flatten",
-	                                  "Reshape", "Identity", "Softmax", "Clip", "LRN", "", "BatchNormalization"};
+	                                  "Reshape", "Identity", "Softmax", "Clip", "LRN", "", "BatchNormalization",
+	                                  "Pad", "Cast", "Constant", "Dropout", "AveragePool"};
 	switch (below(8)) {
 	case 0: { /* an attribute value */
 		Onnx__NodeProto *n = g->node[below(g->n_node)];
