@@ -109,6 +109,10 @@ static int emit(importer *im, const char *fmt, ...)
 
 /* --- names ----------------------------------------------------------------- */
 
+/* The language's keywords: no name may be one. */
+static const char *const keywords[] = {"model", "batch", "input", "labels", "schedule",
+                                       "loss", "output", "true", "false"};
+
 static int name_used(const importer *im, const char *s)
 {
 	for (int i = 0; i < im->nused; i++)
@@ -122,8 +126,6 @@ static int name_used(const importer *im, const char *s)
  * taken name gets _2, _3, ... */
 static const char *brn_name(importer *im, const char *from)
 {
-	static const char *const keywords[] = {"model", "batch", "input", "labels", "schedule",
-	                                       "loss", "output", "true", "false"};
 	char buf[140];
 	size_t n = 0;
 	for (const char *c = from ? from : ""; *c && n < 110; c++) {
@@ -171,7 +173,8 @@ char *brn_onnx_model_name(const char *path, brn_arena *a)
 	size_t n = strcspn(base, ".");
 	char buf[128];
 	size_t k = 0;
-	if (n && base[0] >= '0' && base[0] <= '9')
+	/* a digit or '_' cannot start it, nor can it be a keyword */
+	if (n && ((base[0] >= '0' && base[0] <= '9') || base[0] == '_'))
 		buf[k++] = 'm';
 	for (size_t i = 0; i < n && k < sizeof buf - 1; i++) {
 		char c = base[i];
@@ -181,6 +184,9 @@ char *brn_onnx_model_name(const char *path, brn_arena *a)
 	if (!k)
 		buf[k++] = 'm';
 	buf[k] = 0;
+	for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
+		if (!strcmp(buf, keywords[i]))
+			return brn_arena_printf(a, "%s_net", buf);
 	return brn_arena_strdup(a, buf);
 }
 
