@@ -14,6 +14,7 @@
 #include "diag.h"
 #include "driver.h"
 #include "graph.h"
+#include "onnx.h"
 
 #define BRNC_VERSION "0.1.0"
 
@@ -34,14 +35,14 @@ static const char usage[] =
 	"  --no-fuse          one kernel per op (for comparison)\n"
 	"  --emit graph|dot   print the typed graph (text or Graphviz) and stop\n"
 	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
-	"\n"
+
+	"  -h, --help         this help\n"
+	"  --version          the version\n"	"\n"
 	"ONNX models (MODEL.onnx; see docs/onnx.md) also write BASE.safetensors and take:\n"
 	"  --renorm           every BatchNormalization becomes batch_renorm\n"
 	"  --emit brn         print the model as .brn text and stop\n"
 	"  --emit torch-names print brnc's tensor names beside the ONNX ones\n"
 	"  --emit onnx        with --weights W -o OUT.onnx: the model with W's values\n"
-	"  -h, --help         this help\n"
-	"  --version          the version\n"
 	"\n"
 	"exit status: 0 ok, 1 input error, 2 usage error, 3 internal error\n";
 
@@ -276,6 +277,9 @@ int main(int argc, char **argv)
 	if (o.weights && !strcmp(o.mode, "train") && !(o.emit && !strcmp(o.emit, "onnx")))
 		return usage_error("--weights folds weights into inference code; use --mode infer (a training "
 		                   "program loads weights at run time with _open)%s", "");
+	if ((o.renorm || (o.emit && strcmp(o.emit, "graph") && strcmp(o.emit, "dot"))) && !brn_onnx_sniff(o.model))
+		return usage_error("--renorm and --emit brn|onnx|torch-names apply to ONNX models, and '%s' is "
+		                   "not one", o.model);
 	char dir[PATH_MAX + 64];
 	schedule_dir(argv[0], dir, sizeof dir);
 	o.schedule_dir = dir;

@@ -108,9 +108,7 @@ def imported_models():
             tag = "%s_%s" % (name, "bn" if keep else "folded")
             path = at(tag + ".onnx")
             export(model, x, path, keep)
-            # OpenCL for the kept BatchNorms only: the folded graphs are the
-            # same kernels with fewer nodes
-            for target in ("c", "opencl") if keep else ("c",):
+            for target in ("c", "opencl"):
                 got = brn_infer(path, at(tag + "_" + target), target, x)
                 close_logits(got, want, "%s, %s target" % (tag, target))
             if name == "resnet18" and keep:
@@ -322,6 +320,12 @@ def errors():
     # the text --emit brn prints
     r = brnc(at("good.onnx"), "--batch", "0")
     ok(r.returncode == 2, "usage errors stay usage errors (exit %d)" % r.returncode)
+    with open(at("m.brn"), "w") as f:
+        f.write("model m;\ninput x[1, 8, 8];\nc = relu(x);\n")
+    r = brnc(at("m.brn"), "--renorm")
+    ok(r.returncode == 2 and r.stderr.startswith("brnc: --renorm and --emit brn|onnx|torch-names apply to ONNX "
+                                                 "models, and '%s' is not one" % at("m.brn")),
+       "--renorm on a .brn model: a usage error", r.stderr)
     r = brnc(at("missing.onnx"))
     ok(r.returncode == 1 and r.stderr.startswith(at("missing.onnx") + ": error: cannot open: No such file"),
        "a missing file: cannot open", r.stderr)
