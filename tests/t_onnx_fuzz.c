@@ -81,7 +81,8 @@ static Onnx__TensorProto *t_float(const char *name, int ndim, const int64_t *dim
 	t->name = str(name);
 	t->n_dims = (size_t)ndim;
 	t->dims = get((size_t)ndim * sizeof *t->dims);
-	memcpy(t->dims, dims, (size_t)ndim * sizeof *dims);
+	if (ndim)
+		memcpy(t->dims, dims, (size_t)ndim * sizeof *dims);
 	t->has_data_type = 1;
 	t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
 	size_t n = 1;
@@ -134,7 +135,8 @@ static Onnx__NodeProto *node(const char *op, const char *name, const char *ins, 
 	n->output[0] = str(out);
 	n->n_attribute = (size_t)nattr;
 	n->attribute = get((size_t)(nattr ? nattr : 1) * sizeof *n->attribute);
-	memcpy(n->attribute, attrs, (size_t)nattr * sizeof *attrs);
+	if (nattr)
+		memcpy(n->attribute, attrs, (size_t)nattr * sizeof *attrs);
 	return n;
 }
 
