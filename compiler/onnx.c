@@ -404,8 +404,47 @@ static value *define(importer *im, const node_t *n, const char *brn, int rank, i
 /* The statement's target: the layer name from the weight initializer
  * ("layer1.0.conv1.weight" -> layer1_0_conv1), else the node's, else its
  * output's. */
+/* PyTorch 2's node names are module paths, "/layer1/layer1.0/conv1/Conv":
+ * the op type at the end and a component that the next one repeats
+ * ("layer1" before "layer1.0") go, so the name is that of the module,
+ * layer1.0.conv1, as with the BatchNorms kept. */
+static const char *scope_name(const char *name, const char *op, char *buf, size_t size)
+{
+	const char *part[32];
+	size_t len[32];
+	int k = 0;
+	for (const char *c = name; *c && k < 32;) {
+		while (*c == '/')
+			c++;
+		size_t l = strcspn(c, "/");
+		if (l) {
+			part[k] = c;
+			len[k++] = l;
+		}
+		c += l;
+	}
+	/* "Conv", or "Conv_3" */
+	size_t ol = op ? strlen(op) : 0;
+	if (k > 1 && ol && len[k - 1] >= ol && !strncmp(part[k - 1], op, ol) &&
+	    (len[k - 1] == ol || part[k - 1][ol] == '_'))
+		k--;
+	size_t at = 0;
+	buf[0] = 0;
+	for (int i = 0; i < k; i++) {
+		if (i + 1 < k && len[i + 1] > len[i] && !strncmp(part[i + 1], part[i], len[i]) &&
+		    part[i + 1][len[i]] == '.')
+			continue;
+		int w = snprintf(buf + at, size - at, "%s%.*s", at ? "_" : "", (int)len[i], part[i]);
+		if (w < 0 || (size_t)w >= size - at)
+			break;
+		at += (size_t)w;
+	}
+	return buf;
+}
+
 static const char *layer_name(importer *im, const node_t *n, const value *weight)
 {
+	char buf[256];
 	if (weight) {
 		size_t len = strlen(weight->onnx);
 		if (len > 7 && !strcmp(weight->onnx + len - 7, ".weight")) {
@@ -413,6 +452,8 @@ static const char *layer_name(importer *im, const node_t *n, const value *weight
 			return s ? brn_name(im, s) : NULL;
 		}
 	}
+	if (n->name && n->name[0] == '/')
+		return brn_name(im, scope_name(n->name, n->op_type, buf, sizeof buf));
 	if (n->name && n->name[0])
 		return brn_name(im, n->name);
 	return brn_name(im, n->n_output ? n->output[0] : "t");
