@@ -17,11 +17,11 @@ WARN     = -Wall -Wextra -Werror
 CFLAGS  ?= -std=c11 $(OPT) -g $(WARN)
 ALLCFLAGS = $(CFLAGS) $(SAN) -D_POSIX_C_SOURCE=200809L -Icompiler -Iruntime -I$(B) \
             $(shell pkg-config --cflags lua5.4 libcjson 2>/dev/null)
-LIBS     = $(shell pkg-config --libs lua5.4 libcjson 2>/dev/null) -lOpenCL -lz -lm -lpthread
+LIBS     = $(shell pkg-config --libs lua5.4 libcjson 2>/dev/null) -lprotobuf-c -lOpenCL -lz -lm -lpthread
 RT_LIBS  = $(shell pkg-config --libs libcjson 2>/dev/null) -lOpenCL -lm -lpthread
 
 COMPILER_SRC := $(filter-out compiler/main.c,$(wildcard compiler/*.c))
-COMPILER_OBJ := $(COMPILER_SRC:%.c=$(B)/%.o) $(B)/compiler/parse.o $(B)/templates_data.o
+COMPILER_OBJ := $(COMPILER_SRC:%.c=$(B)/%.o) $(B)/compiler/parse.o $(B)/templates_data.o $(B)/onnx/onnx.pb-c.o
 RT_SRC       := $(filter-out runtime/brnrt_mpi.c,$(wildcard runtime/*.c))
 RT_OBJ       := $(RT_SRC:%.c=$(B)/%.o)
 RT_PIC       := $(RT_SRC:%.c=$(B)/pic/%.o)
@@ -48,6 +48,18 @@ $(B)/compiler/parse.c: compiler/parse.y
 # lemon's output is not ours to warn about.
 $(B)/compiler/parse.o: $(B)/compiler/parse.c
 	$(CC) -std=c11 $(OPT) -g $(SAN) -w -Icompiler -I$(B)/compiler -c $< -o $@
+
+# ONNX's schema (libonnx-dev) compiled by protoc-c into build/onnx/.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+$(B)/onnx/onnx.pb-c.c $(B)/onnx/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(B)/onnx
+	protoc-c --c_out=$(B)/onnx -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+
+# generated code, not ours to warn about
+$(B)/onnx/onnx.pb-c.o: $(B)/onnx/onnx.pb-c.c
+	$(CC) -std=c11 $(OPT) -g $(SAN) -w -I$(B)/onnx -c $< -o $@
+
+$(B)/compiler/onnx.o: $(B)/onnx/onnx.pb-c.h
 
 $(B)/embed: tools/embed.c
 	@mkdir -p $(B)
@@ -161,7 +173,12 @@ $(B)/tests/interp_dump: tests/interp_dump.c $(B)/libbrnc.a $(B)/libbrnrt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
 
-tests-build: all $(TEST_BIN) $(B)/tests/interp_dump
+# run by tests/t_onnx.py on the models PyTorch exports
+$(B)/tests/onnx_train_check: tests/onnx_train_check.c tests/codegen.h tests/tap.h $(B)/libbrnc.a $(B)/libbrnrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $< $(B)/libbrnc.a $(B)/libbrnrt.a $(LIBS) -ldl -o $@
+
+tests-build: all $(TEST_BIN) $(B)/tests/interp_dump $(B)/tests/onnx_train_check
 
 # Runs the suite; test programs find the tools through these variables.
 check: tests-build
@@ -179,7 +196,8 @@ asan: deps
 DEBS = gcc clang make pkg-config perl lemon liblua5.4-dev ocl-icd-opencl-dev \
        opencl-headers pocl-opencl-icd clinfo libcjson-dev zlib1g-dev libdnnl-dev \
        python3 python3-torch python3-numpy dataset-fashion-mnist gnuplot-nox \
-       openmpi-bin libopenmpi-dev
+       openmpi-bin libopenmpi-dev \
+       libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-torchvision
 
 deps:
 	@missing=$$(for p in $(DEBS); do \

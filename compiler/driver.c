@@ -9,6 +9,7 @@
 
 #include "emit.h"
 #include "fuse.h"
+#include "onnx.h"
 #include "schedule.h"
 
 enum { MAX_MODEL_BYTES = 16 << 20 };
@@ -107,9 +108,15 @@ int brn_load_model(const char *path, int batch, const char *schedule,
 {
 	char *text;
 	size_t len;
-	brn_ast ast;
 	if (brn_read_file(path, a, &text, &len, d))
 		return BRN_COMPILE_INPUT;
+	return brn_load_text(path, text, len, batch, schedule, schedule_dir, a, g, d);
+}
+
+int brn_load_text(const char *path, const char *text, size_t len, int batch, const char *schedule,
+                  const char *schedule_dir, brn_arena *a, brn_graph *g, brn_diag *d)
+{
+	brn_ast ast;
 	brn_diag_source(d, path, text, len);
 	if (brn_parse(path, text, len, a, &ast, d) ||
 	    brn_graph_build(&ast, batch, schedule, a, g, d) ||
@@ -202,16 +209,69 @@ static int generate(const brn_options *o, const brn_graph *g, brn_arena *a, brn_
 	return 0;
 }
 
+/* An ONNX model: imported as .brn text, then the same front end. */
+static int load_onnx(const brn_options *o, brn_arena *a, brn_onnx_import *im, brn_graph *g, brn_diag *d)
+{
+	brn_onnx_options io;
+	memset(&io, 0, sizeof io);
+	io.name = brn_onnx_model_name(o->out ? o->out : o->model, a);
+	io.renorm = o->renorm;
+	io.train = strcmp(o->mode, "train") == 0;
+	if (!io.name || brn_onnx_import_file(o->model, &io, a, im, d))
+		return BRN_COMPILE_INPUT;
+	if (o->emit && !strcmp(o->emit, "brn"))
+		return 0;
+	return brn_load_text(o->model, im->text, im->len, o->batch, o->schedule, o->schedule_dir, a, g, d);
+}
+
+/* What an ONNX model adds: --emit brn|onnx|torch-names, or the code and
+ * BASE.safetensors. */
+static int onnx_outputs(const brn_options *o, brn_graph *g, brn_onnx_import *im, FILE *out, brn_diag *d)
+{
+	if (!o->emit) {
+		int rc = generate(o, g, g->arena, d);
+		if (rc)
+			return rc;
+		const char *base = o->out ? o->out : g->model;
+		char *path = brn_arena_printf(g->arena, "%s.safetensors", base);
+		if (!path)
+			return brn_diag_error(d, "", 0, 0, "out of memory"), BRN_COMPILE_INTERNAL;
+		return brn_onnx_write_weights(im, path, d) ? BRN_COMPILE_INPUT : 0;
+	}
+	if (!strcmp(o->emit, "brn"))
+		fwrite(im->text, 1, im->len, out);
+	else if (!strcmp(o->emit, "torch-names"))
+		brn_onnx_print_names(im, out);
+	else if (!strcmp(o->emit, "onnx")) {
+		if (!o->out)
+			return brn_diag_error(d, "", 0, 0, "--emit onnx needs -o OUT.onnx"), BRN_COMPILE_INPUT;
+		return brn_onnx_export(o->model, im, o->weights, o->out, d) ? BRN_COMPILE_INPUT : 0;
+	} else if (!strcmp(o->emit, "dot"))
+		brn_graph_print_dot(g, out);
+	else if (!strcmp(o->emit, "weights"))
+		brn_graph_print_params(g, out);
+	else
+		brn_graph_print(g, out);
+	return 0;
+}
+
 int brn_compile(const brn_options *o, FILE *out, brn_diag *d)
 {
 	brn_arena a;
 	brn_graph g;
 	brn_arena_init(&a);
-	int rc = brn_load_model(o->model, o->batch, o->schedule, o->schedule_dir, &a, &g, d);
+	brn_onnx_import im;
+	int onnx = brn_onnx_sniff(o->model), rc;
+	if (onnx)
+		rc = load_onnx(o, &a, &im, &g, d);
+	else
+		rc = brn_load_model(o->model, o->batch, o->schedule, o->schedule_dir, &a, &g, d);
 	brn_diag_source(d, NULL, NULL, 0);
 	if (rc == 0 && o->name) /* checked by the caller, as a model statement's name is */
 		g.model = o->name;
-	if (rc == 0 && o->emit) {
+	if (rc == 0 && onnx && (o->emit || !o->weights))
+		rc = onnx_outputs(o, &g, &im, out, d);
+	else if (rc == 0 && o->emit) {
 		if (strcmp(o->emit, "dot") == 0)
 			brn_graph_print_dot(&g, out);
 		else if (strcmp(o->emit, "weights") == 0)

@@ -22,7 +22,8 @@ typedef struct brn_options {
 	long step;                /* >= 0: fold the schedule at this step */
 	int no_fuse;
 	int shared;
-	const char *emit;         /* "graph", "dot", "weights" or NULL */
+	const char *emit;         /* "graph", "dot", "weights", NULL; ONNX: "brn", "onnx", "torch-names" */
+	int renorm;               /* ONNX: BatchNormalization -> batch_renorm */
 	const char *command_line; /* for the generated files' header comment */
 } brn_options;
 
@@ -35,6 +36,10 @@ int brn_read_file(const char *path, brn_arena *a, char **text, size_t *len, brn_
  * used by tests and by the interpreter's callers. */
 int brn_load_model(const char *path, int batch, const char *schedule,
                    const char *schedule_dir, brn_arena *a, brn_graph *g, brn_diag *d);
+
+/* brn_load_model on text already in memory (path names it in errors). */
+int brn_load_text(const char *path, const char *text, size_t len, int batch, const char *schedule,
+                  const char *schedule_dir, brn_arena *a, brn_graph *g, brn_diag *d);
 
 /* Resolves the r_max/d_max schedule of every batch_renorm of g. */
 int brn_resolve_schedules(brn_graph *g, const char *dir, brn_diag *d);

@@ -219,7 +219,7 @@ static brn_kernel *kernel(lower *L, const char *tmpl, const brn_node *n, const c
 	/* elementwise kernels honour the vec_width knob: each work-item takes
 	 * that many consecutive elements (the emitter adds the loop) */
 	static const char *const elementwise[] = {"norm_apply", "eltwise", "norm_bwd_dx", "relu_bwd",
-	                                          "add_bwd", "gap_bwd"};
+	                                          "relu6_bwd", "add_bwd", "gap_bwd"};
 	int v = L->knobs ? L->knobs[n->id].vec_width : 0;
 	for (size_t i = 0; v > 1 && i < sizeof elementwise / sizeof *elementwise; i++)
 		if (!strcmp(tmpl, elementwise[i]) && items % v == 0) {
@@ -305,6 +305,32 @@ static void epi_relu(epilogue *e)
 	epi(e, "\t\t\tv = FMAX(v, 0.0f);\n");
 }
 
+/* Absorbs node next into the epilogue when it is an activation: relu
+ * always, relu6 in inference only (in training it stays a node of its own,
+ * whose backward is relu6_bwd). Returns 1 when absorbed. */
+static int epi_act(lower *L, epilogue *e, int next)
+{
+	if (next < 0)
+		return 0;
+	brn_opcode op = L->g->nodes[next].op;
+	if (op == BRN_OP_RELU)
+		epi_relu(e);
+	else if (op == BRN_OP_RELU6 && L->list == 0)
+		epi(e, "\t\t\tv = FMIN(FMAX(v, 0.0f), 6.0f);\n");
+	else
+		return 0;
+	L->absorbed[next] = 1;
+	return 1;
+}
+
+/* The note in a kernel's comment for what epi_act absorbed. */
+static const char *act_note(const lower *L, int head, int last)
+{
+	if (last == head)
+		return "";
+	return L->g->nodes[last].op == BRN_OP_RELU6 ? ", then relu6" : ", then relu";
+}
+
 /* Follows a chain after node `head`: [norm] [relu | add [relu]].
  * Returns the last node of the group; fills the epilogue. */
 static int chain(lower *L, int head, int allow_norm, const char *ch, const char *idx, epilogue *e)
@@ -332,11 +358,8 @@ static int chain(lower *L, int head, int allow_norm, const char *ch, const char 
 			next = sole_consumer(L, cur);
 		}
 	}
-	if (next >= 0 && g->nodes[next].op == BRN_OP_RELU) {
-		epi_relu(e);
-		L->absorbed[next] = 1;
+	if (epi_act(L, e, next))
 		cur = next;
-	}
 	return cur;
 }
 
@@ -596,12 +619,9 @@ static void lower_norm_train(lower *L, const brn_node *n, long stats)
 	norm_common(L, n);
 	num(L, "STATS", stats);
 	int last = n->id, next = L->p->fused ? sole_consumer(L, n->id) : -1;
-	if (next >= 0 && L->g->nodes[next].op == BRN_OP_RELU) {
-		epi_relu(&e);
-		L->absorbed[next] = 1;
+	if (epi_act(L, &e, next))
 		last = next;
-	}
-	var(L, "RELU_NOTE", last != n->id ? ", then relu" : "");
+	var(L, "RELU_NOTE", "%s", act_note(L, n->id, last));
 	set_out(L, last, &e);
 }
 
@@ -611,6 +631,16 @@ static void lower_norm_train(lower *L, const brn_node *n, long stats)
 static int pool_tiles(const brn_node *n)
 {
 	return n->stride[0] == n->kernel[0] && n->stride[1] == n->kernel[1] && !n->pad[0] && !n->pad[1];
+}
+
+/* avgpool divides by the real inputs under the window (count), or with
+ * count_include_pad by the whole window. */
+static void pool_divisor(lower *L, const brn_node *n)
+{
+	if (n->count_pad)
+		num(L, "DIVISOR", (long)n->kernel[0] * n->kernel[1]);
+	else
+		var(L, "DIVISOR", "count");
 }
 
 static void lower_pool(lower *L, const brn_node *n, const char *tmpl)
@@ -629,6 +659,7 @@ static void lower_pool(lower *L, const brn_node *n, const char *tmpl)
 		window_vars(L, n);
 		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
 		var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
+		pool_divisor(L, n);
 	}
 	buf_var(L, "X", value_buf(L, n->in[0]));
 	set_out(L, n->id, &e);
@@ -644,24 +675,20 @@ static void lower_eltwise(lower *L, const brn_node *n)
 		epi(&e, "\t\t\tv += mem[@%d + gid];\n", value_buf(L, n->in[1]));
 		buf_var(L, "B", L->vbuf[n->in[1]]);
 		int next = L->p->fused ? sole_consumer(L, n->id) : -1;
-		if (next >= 0 && L->g->nodes[next].op == BRN_OP_RELU && L->list == 0) {
-			epi_relu(&e);
-			L->absorbed[next] = 1;
+		if (L->list == 0 && epi_act(L, &e, next))
 			last = next;
-		}
 	} else if (n->op == BRN_OP_RELU) {
 		epi_relu(&e);
+	} else if (n->op == BRN_OP_RELU6) {
+		epi(&e, "\t\t\tv = FMIN(FMAX(v, 0.0f), 6.0f);\n");
 	} else if (brn_is_norm(n->op)) {
 		/* inference norm outside a conv group */
 		L->k->tmpl = "norm_infer";
 		norm_common(L, n);
 		int next = L->p->fused ? sole_consumer(L, n->id) : -1;
-		if (next >= 0 && L->g->nodes[next].op == BRN_OP_RELU) {
-			epi_relu(&e);
-			L->absorbed[next] = 1;
+		if (epi_act(L, &e, next))
 			last = next;
-		}
-		var(L, "RELU_NOTE", last != n->id ? ", then relu" : "");
+		var(L, "RELU_NOTE", "%s", act_note(L, n->id, last));
 	}
 	var(L, "WHAT", "%s", brn_op_name(n->op));
 	set_out(L, last, &e);
@@ -701,6 +728,7 @@ static void lower_forward(lower *L)
 			}
 			break;
 		case BRN_OP_RELU:
+		case BRN_OP_RELU6:
 		case BRN_OP_ADD: lower_eltwise(L, n); break;
 		case BRN_OP_MAXPOOL:
 		case BRN_OP_AVGPOOL: lower_pool(L, n, "pool_fwd"); break;
@@ -885,6 +913,8 @@ static void backward_pool(lower *L, const brn_node *n)
 		window_vars(L, n);
 		num(L, "IS_MAX", n->op == BRN_OP_MAXPOOL);
 		var(L, "OP", n->op == BRN_OP_MAXPOOL ? "max" : "average");
+		if (!tiled)
+			pool_divisor(L, n);
 		buf_var(L, "X", value_buf(L, x->id));
 		if (tiled) {
 			buf_var(L, "DY", L->gbuf[n->id]);
@@ -947,6 +977,14 @@ static void lower_backward(lower *L)
 			if (!wants_dx(L, x))
 				break;
 			kernel(L, "relu_bwd", n, "relu_bwd", brn_shape_count(n->shape), 1);
+			buf_var(L, "X", value_buf(L, x));
+			buf_var(L, "DY", L->gbuf[i]);
+			store(L, "STORE_DX", "DX", x);
+			break;
+		case BRN_OP_RELU6:
+			if (!wants_dx(L, x))
+				break;
+			kernel(L, "relu6_bwd", n, "relu6_bwd", brn_shape_count(n->shape), 1);
 			buf_var(L, "X", value_buf(L, x));
 			buf_var(L, "DY", L->gbuf[i]);
 			store(L, "STORE_DX", "DX", x);

@@ -845,8 +845,9 @@ void brn_graph_print(const brn_graph *g, FILE *f)
 			break;
 		case BRN_OP_MAXPOOL:
 		case BRN_OP_AVGPOOL:
-			fprintf(f, " kernel=%dx%d stride=%dx%d pad=%dx%d", n->kernel[0], n->kernel[1],
-			        n->stride[0], n->stride[1], n->pad[0], n->pad[1]);
+			fprintf(f, " kernel=%dx%d stride=%dx%d pad=%dx%d%s", n->kernel[0], n->kernel[1],
+			        n->stride[0], n->stride[1], n->pad[0], n->pad[1],
+			        n->count_pad ? " count_include_pad=true" : "");
 			break;
 		case BRN_OP_DENSE:
 			fprintf(f, " out=%d bias=%s", n->out, n->bias ? "true" : "false");

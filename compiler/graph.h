@@ -32,6 +32,7 @@ typedef struct brn_node {
 	int out;               /* conv: out channels; dense: out features */
 	int kernel[2], stride[2], pad[2];
 	int groups, bias;
+	int count_pad;         /* avgpool: divide by the whole window, padding too */
 	double eps, alpha;
 	brn_bound r_max, d_max;
 	int classes;           /* labels */

@@ -256,7 +256,8 @@ static void norm_forward(brn_interp *ip, const brn_node *nd, int n, int train)
 	}
 }
 
-/* Pools: padding is never picked by max and not counted by average. */
+/* Pools: padding is never picked by max, and counted by average only with
+ * count_include_pad. */
 static void pool_forward(brn_interp *ip, const brn_node *nd, int n)
 {
 	const brn_node *xn = &ip->g->nodes[nd->in[0]];
@@ -279,6 +280,8 @@ static void pool_forward(brn_interp *ip, const brn_node *nd, int n)
 							acc = nd->op == BRN_OP_MAXPOOL ? fmax(acc, v) : acc + v;
 							count++;
 						}
+					if (nd->count_pad)
+						count = nd->kernel[0] * nd->kernel[1];
 					y[AT(ys, b, c, oh, ow)] = nd->op == BRN_OP_MAXPOOL ? acc : acc / count;
 				}
 }
@@ -357,6 +360,10 @@ int brn_interp_forward(brn_interp *ip, const double *x, const int32_t *y, int n,
 		case BRN_OP_RELU:
 			for (long e = 0; e < cnt; e++)
 				out[e] = a[e] > 0 ? a[e] : 0;
+			break;
+		case BRN_OP_RELU6:
+			for (long e = 0; e < cnt; e++)
+				out[e] = a[e] > 0 ? (a[e] < 6 ? a[e] : 6) : 0;
 			break;
 		case BRN_OP_ADD:
 			for (long e = 0; e < cnt; e++)
@@ -482,7 +489,7 @@ static void pool_backward(brn_interp *ip, const brn_node *nd, int n)
 									continue;
 								long xi = AT(xs, b, c, h, w);
 								if (pass == 0) {
-									count++;
+									count = nd->count_pad ? nd->kernel[0] * nd->kernel[1] : count + 1;
 									/* the first maximum takes the gradient */
 									if (best < 0 || x[xi] > x[best])
 										best = xi;
@@ -576,6 +583,10 @@ int brn_interp_backward(brn_interp *ip, brn_diag *d)
 		case BRN_OP_RELU:
 			for (long e = 0; e < cnt; e++)
 				dx[e] += ip->val[nd->in[0]][e] > 0 ? dy[e] : 0;
+			break;
+		case BRN_OP_RELU6:
+			for (long e = 0; e < cnt; e++)
+				dx[e] += ip->val[nd->in[0]][e] > 0 && ip->val[nd->in[0]][e] < 6 ? dy[e] : 0;
 			break;
 		case BRN_OP_BATCH_NORM:
 		case BRN_OP_BATCH_RENORM: norm_backward(ip, nd, n); break;

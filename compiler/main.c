@@ -15,11 +15,12 @@
 #include "driver.h"
 #include "graph.h"
 #include "names.h"
+#include "onnx.h"
 
 #define BRNC_VERSION "0.1.0"
 
 static const char usage[] =
-	"usage: brnc [options] MODEL.brn\n"
+	"usage: brnc [options] MODEL.brn|MODEL.onnx\n"
 	"\n"
 	"Compiles a convolutional network with Batch Renormalization into fused,\n"
 	"specialized C or OpenCL code (MODEL.h, MODEL.c [, MODEL.cl]).\n"
@@ -39,8 +40,14 @@ static const char usage[] =
 	"  --emit weights     list the tensors a weights file holds (name, shape,\n"
 	"                     values) with the total, and stop\n"
 	"  --shared           also build BASE.so for brnrun (needs -o and cc)\n"
+
 	"  -h, --help         this help\n"
-	"  --version          the version\n"
+	"  --version          the version\n"	"\n"
+	"ONNX models (MODEL.onnx; see docs/onnx.md) also write BASE.safetensors and take:\n"
+	"  --renorm           every BatchNormalization becomes batch_renorm\n"
+	"  --emit brn         print the model as .brn text and stop\n"
+	"  --emit torch-names print brnc's tensor names beside the ONNX ones\n"
+	"  --emit onnx        with --weights W -o OUT.onnx: the model with W's values\n"
 	"\n"
 	"exit status: 0 ok, 1 input error, 2 usage error, 3 internal error\n";
 
@@ -243,6 +250,8 @@ int main(int argc, char **argv)
 			o.no_fuse = 1;
 		} else if (!strcmp(a, "--shared")) {
 			o.shared = 1;
+		} else if (!strcmp(a, "--renorm")) {
+			o.renorm = 1;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--mode") ||
 		           !strcmp(a, "--batch") || !strcmp(a, "--schedule") || !strcmp(a, "--weights") ||
 		           !strcmp(a, "--step") || !strcmp(a, "--emit") || !strcmp(a, "--name")) {
@@ -277,8 +286,9 @@ int main(int argc, char **argv)
 			else if (!strcmp(a, "--weights"))
 				o.weights = v;
 			else {
-				if (strcmp(v, "graph") && strcmp(v, "dot") && strcmp(v, "weights"))
-					return usage_error("--emit must be graph, dot or weights, not '%s'", v);
+				if (strcmp(v, "graph") && strcmp(v, "dot") && strcmp(v, "weights") && strcmp(v, "brn") &&
+				    strcmp(v, "onnx") && strcmp(v, "torch-names"))
+					return usage_error("--emit must be graph, dot, weights, brn, onnx or torch-names, not '%s'", v);
 				o.emit = v;
 			}
 		} else if (a[0] == '-' && a[1]) {
@@ -295,9 +305,13 @@ int main(int argc, char **argv)
 		return usage_error("--shared needs -o BASE%s", "");
 	if (o.out && check_base(o.out))
 		return 2;
-	if (o.weights && !strcmp(o.mode, "train"))
+	if (o.weights && !strcmp(o.mode, "train") && !(o.emit && !strcmp(o.emit, "onnx")))
 		return usage_error("--weights folds weights into inference code; use --mode infer (a training "
 		                   "program loads weights at run time with _open)%s", "");
+	int onnx_emit = o.emit && (!strcmp(o.emit, "brn") || !strcmp(o.emit, "onnx") || !strcmp(o.emit, "torch-names"));
+	if ((o.renorm || onnx_emit) && !brn_onnx_sniff(o.model))
+		return usage_error("--renorm and --emit brn|onnx|torch-names apply to ONNX models, and '%s' is "
+		                   "not one", o.model);
 	char dir[PATH_MAX + 64];
 	schedule_dir(argv[0], dir, sizeof dir);
 	o.schedule_dir = dir;

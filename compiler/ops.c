@@ -28,6 +28,7 @@ static const brn_op_def ops[] = {
 		{"r_max", BRN_ATTR_SCHED, AT(r_max), "@schedule", 1, 0},
 		{"d_max", BRN_ATTR_SCHED, AT(d_max), "@schedule", 0, 0}}, 1},
 	{"relu", BRN_OP_RELU, 1, {X("x")}, 0},
+	{"relu6", BRN_OP_RELU6, 1, {X("x")}, 0},
 	{"add", BRN_OP_ADD, 2, {X("a"), X("b")}, 0},
 	{"maxpool", BRN_OP_MAXPOOL, 2, {
 		X("x"),
@@ -38,7 +39,8 @@ static const brn_op_def ops[] = {
 		X("x"),
 		{"kernel", BRN_ATTR_PAIR, AT(kernel), NULL, 0, 1},
 		{"stride", BRN_ATTR_PAIR, AT(stride), "@kernel", 0, 1},
-		{"pad", BRN_ATTR_PAIR, AT(pad), "0", 0, 0}}, 0},
+		{"pad", BRN_ATTR_PAIR, AT(pad), "0", 0, 0},
+		{"count_include_pad", BRN_ATTR_BOOL, AT(count_pad), "false", 0, 0}}, 0},
 	{"global_avgpool", BRN_OP_GLOBAL_AVGPOOL, 1, {X("x")}, 0},
 	{"flatten", BRN_OP_FLATTEN, 1, {X("x")}, 0},
 	{"dense", BRN_OP_DENSE, 2, {

@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define BRNRT_VERSION "0.1.0"
 
 /* Every runtime and generated-code function returns 0 or one of these. */
@@ -61,5 +65,9 @@ typedef struct brnrt_prof_row {
 	double ns;
 } brnrt_prof_row;
 void brnrt_prof_print(const char *device, brnrt_prof_row *rows, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

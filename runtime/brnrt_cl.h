@@ -10,6 +10,10 @@
 
 #include "brnrt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct brnrt_cl_device {
 	int index;           /* position in the listing, across all platforms */
 	char name[256];
@@ -71,5 +75,9 @@ int brnrt_cl_finish(brnrt_cl *cl, brnrt_error *e);
 
 /* "CL_OUT_OF_RESOURCES" etc. for any cl_int. */
 const char *brnrt_cl_strerror(cl_int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

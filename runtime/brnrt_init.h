@@ -7,6 +7,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* FNV-1a of a tensor name, the stream key of its values. */
 uint64_t brnrt_name_hash(const char *name);
 
@@ -15,5 +19,9 @@ double brnrt_normal(uint64_t seed, uint64_t stream, uint64_t i);
 
 /* w[i] = std * normal(seed, hash(name), i), std = sqrt(2 / fan_in). */
 void brnrt_init_he(float *w, long n, double fan_in, uint64_t seed, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,10 @@
 
 #include "brnrt.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct brnrt_st_tensor {
 	const char *name;   /* "c1.weight" */
 	int ndim;           /* 1..4 */
@@ -32,5 +36,9 @@ int brnrt_st_load(const char *path, brnrt_st_tensor *specs, int n,
  * that no longer runs) are removed. */
 int brnrt_st_save(const char *path, const brnrt_st_tensor *specs, int n,
                   int64_t step, brnrt_error *e);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define ${UPPER}_BATCH ${BATCH}             /* n may be 1 .. BATCH */
 #define ${UPPER}_INPUT_SIZE ${INPUT_SIZE}   /* floats per example, ${INPUT_SHAPE} */
 #define ${UPPER}_OUTPUT_SIZE ${OUTPUT_SIZE} /* floats per example of '${OUTPUT}' */
@@ -30,5 +34,9 @@ const char *${MODEL}_error(const ${MODEL} *m);
  * weights are compiled in (brnc --weights: open with NULL). */
 extern const int ${MODEL}_batch, ${MODEL}_input_size, ${MODEL}_output_size;
 extern const int ${MODEL}_weights_folded;
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

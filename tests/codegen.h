@@ -59,6 +59,9 @@ static void cg_cleanup(void)
 	}
 }
 
+/* --renorm for ONNX models (tests/onnx_train_check.c). */
+static int cg_renorm;
+
 /* Compiles model with extra options into <tmp>/<tag>.so and loads it. */
 static int cg_build_weights(api *a, const char *model, const char *name, const char *tag, const char *target,
                             const char *mode, int batch, int no_fuse, const char *schedule, const char *weights)
@@ -78,6 +81,7 @@ static int cg_build_weights(api *a, const char *model, const char *name, const c
 	o.schedule_dir = "schedules";
 	o.step = -1;
 	o.weights = weights;
+	o.renorm = cg_renorm;
 	brn_diag d;
 	memset(&d, 0, sizeof d);
 	if (brn_compile(&o, stdout, &d)) {

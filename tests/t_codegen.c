@@ -365,6 +365,8 @@ int main(int argc, char **argv)
 		{"tests/models/add_self.brn", "add_self", 0, 3, 0, knobs, " knobs"},
 		{"tests/models/strided.brn", "strided", 4, 3, 0, NULL, NULL},
 		{"tests/models/strided.brn", "strided", 0, 2, 1, NULL, NULL},
+		{"tests/models/relu6.brn", "relu6_net", 0, 4, 0, NULL, NULL},
+		{"tests/models/relu6.brn", "relu6_net", 0, 3, 1, NULL, NULL},
 	};
 	int only = argc > 2 ? atoi(argv[2]) : -1;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)

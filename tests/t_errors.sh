@@ -456,6 +456,16 @@ model m;
 input x[1, 8, 8];
 c = relu(x, x);
 EOF
+bad relu6_many 'relu6_many.brn:3:14: error: relu6: too many positional arguments (it takes 1)' <<'EOF'
+model m;
+input x[1, 8, 8];
+c = relu6(x, x);
+EOF
+bad count_pad_int 'count_pad_int.brn:3:44: error: avgpool: '\''count_include_pad'\'' must be true or false, got an integer' <<'EOF'
+model m;
+input x[1, 8, 8];
+p = avgpool(x, 3, pad=1, count_include_pad=3);
+EOF
 bad missing_out 'missing_out.brn:3:5: error: conv: missing argument '\''out'\''' <<'EOF'
 model m;
 input x[1, 8, 8];
@@ -803,7 +813,7 @@ usage "brnc: --target must be c or opencl, not 'bogus'" --target bogus ok.brn
 usage "brnc: --batch must be an integer from 1 to 65536, not '0'" --batch 0 ok.brn
 usage "brnc: --batch must be an integer from 1 to 65536, not '2x'" --batch 2x ok.brn
 usage "brnc: --mode must be infer or train, not 'x'" --mode x ok.brn
-usage "brnc: --emit must be graph, dot or weights, not 'svg'" --emit svg ok.brn
+usage "brnc: --emit must be graph, dot, weights, brn, onnx or torch-names, not 'svg'" --emit svg ok.brn
 usage "brnc: option --batch needs a value" ok.brn --batch
 usage "brnc: more than one model file ('ok.brn')" ok.brn ok.brn
 # outputs: never an input, never a cut or empty name, never through a shell
