@@ -1,10 +1,10 @@
 /* $COMMENT, $ISA: a register tile is $OB x 16 output channels x $RW
  * columns of one row; out-of-image taps of the edge tiles drop out at
  * compile time (ow0, rw, edge and ph are constants there).
- * Transposed ($TSH x $TSW > 1: dL/dx of a strided conv, read straight from
- * dL/dy): output column ph + $TSW (ow0 + r) takes the taps j with
- * ph - $PW + j a multiple of $TSW, which are the same for the whole tile,
- * from input column (ow0 + r) + (ph - $PW + j) / $TSW; rows likewise. */
+ * Transposed strides $TSH x $TSW (above 1 for the dL/dx of a strided conv,
+ * read straight from dL/dy): output column ph + S (ow0 + r) takes the taps
+ * j with ph - PW + j a multiple of S, the same for the whole tile, from
+ * input column (ow0 + r) + (ph - PW + j) / S; rows likewise. */
 static inline __attribute__((always_inline)) $ISA_ATTR void
 ${NAME}_tile_$ISA(float *restrict mem, int b, int kb0, int oh, int ilo, int ihi, int ph, int ow0, int rw, int edge)
 {
