@@ -19,7 +19,9 @@ readelf -d "$tmp/usr/lib/libbrnrt.so.1.0.0" 2>/dev/null | grep -q 'SONAME.*\[lib
 	[ "$(readlink "$tmp/usr/lib/libbrnrt.so.1")" = libbrnrt.so.1.0.0 ] && [ "$(readlink "$tmp/usr/lib/libbrnrt.so")" = libbrnrt.so.1 ]
 check $? "libbrnrt.so.1.0.0 has the SONAME libbrnrt.so.1; .so -> .so.1 -> .so.1.0.0"
 headers=$(cd "$tmp/usr/include/brnrt" && echo *)
-[ "$headers" = "brnrt.h brnrt_cl.h brnrt_init.h brnrt_st.h" ]
+public="brnrt.h brnrt_cl.h brnrt_init.h brnrt_st.h"
+[ -f "$build/libbrnrt_mpi.a" ] && public="brnrt.h brnrt_cl.h brnrt_init.h brnrt_mpi.h brnrt_st.h" # make mpi
+[ "$headers" = "$public" ]
 check $? "only the public headers are installed ($headers)"
 MANWIDTH=100 man -l "$tmp/usr/share/man/man1/brnc.1" 2>/dev/null | grep -q -- '--emit weights' &&
 	MANWIDTH=100 man -l "$tmp/usr/share/man/man1/brnrun.1" 2>/dev/null | grep -q 'cache list|clear'

@@ -260,7 +260,7 @@ def bad(name, model, want):
         onnx.save(model, path)
     r = brnc(path, "--emit", "graph")
     first = r.stderr.splitlines()[0] if r.stderr else ""
-    full = want.replace("@", path + ": error: ")
+    full = want.replace("@", "brnc: " + path + ": error: ")
     ok(r.returncode == 1 and first == full, "%s: %s" % (name, want), "exit %d, got: %s" % (r.returncode, first))
 
 
@@ -327,7 +327,7 @@ def errors():
                                                  "models, and '%s' is not one" % at("m.brn")),
        "--renorm on a .brn model: a usage error", r.stderr)
     r = brnc(at("missing.onnx"))
-    ok(r.returncode == 1 and r.stderr.startswith(at("missing.onnx") + ": error: cannot open: No such file"),
+    ok(r.returncode == 1 and r.stderr.startswith("brnc: " + at("missing.onnx") + ": error: cannot open: No such file"),
        "a missing file: cannot open", r.stderr)
 
 
