@@ -284,4 +284,13 @@ esac
 [ "$r" = 1 ]
 check $? "--device nosuch: exit 1, no fallback, the devices listed" "exit $rc: $err"
 
+# An OpenCL build says nothing: POCL's compiler printed "N warnings
+# generated." (its float16 builtins on CPUs without AVX-512) until brnc
+# built with -w. A fresh POCL cache, so that POCL compiles.
+"$BRNC" "$(dirname "$MODEL")/wide.brn" --mode train --target opencl --shared -o widecl 2>brnc.txt
+check $? "brnc --target opencl --mode train --shared builds widecl.so" "$(cat brnc.txt)"
+POCL_CACHE_DIR="$tmp/pocl" BRN_NO_CACHE=1 brnrun bench widecl.so --train --iters 1
+[ "$rc" = 0 ] && [ -z "$err" ]
+check $? "a fresh OpenCL build prints nothing on stderr" "exit $rc: $err"
+
 done_testing

@@ -22,8 +22,7 @@ if ! command -v mpirun >/dev/null || [ ! -x "$BRNRUN_MPI" ]; then
 	echo "1..0 # SKIP no MPI (mpirun or $BRNRUN_MPI missing; make mpi)"
 	exit 0
 fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+. tests/tap.sh # check, done_testing, $tmp
 cd "$tmp" || exit 1
 # root in CI; one thread per rank on a small machine
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 BRN_THREADS=1
@@ -32,20 +31,6 @@ export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo
 # plugins it has unloaded by then (no module name to suppress). ASan's other
 # checks stay on; tests/t_dp.c checks the same generated code for leaks.
 [ -n "${BRN_SAN:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-
-n=0
-failed=0
-check() { # check STATUS DESCRIPTION [diagnostics...]: passes on status 0
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $2"
-		shift 2
-		for line in "$@"; do echo "#   $line" >&2; done
-	fi
-}
 
 # mpi P ARGS...: brnrun-mpi train ARGS on P ranks; sets rc, out, err. The
 # timeout only guards against a hung job.
@@ -222,5 +207,4 @@ rc=$?
 [ "$rc" = 0 ] && [ "$(wc -l <out.txt)" = 10 ]
 check $? "the last checkpoint loads" "exit $rc" "$(cat err.txt)"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+done_testing
