@@ -267,10 +267,6 @@ int main(int argc, char **argv)
 	rank = mpi.rank;
 	ranks = mpi.size;
 #endif
-	if (!(idx = malloc(sizeof *idx * (size_t)o.batch * (size_t)ranks))) {
-		fprintf(stderr, "train: out of memory\n");
-		return 1;
-	}
 	dir = idx_data_dir(o.data);
 	if (o.ckpt) { /* before a run that would end failing to save, or replace its data */
 		char paths[4][4096];
@@ -300,6 +296,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* the global batch's indices (after the checks above, which return early) */
+	if (!(idx = malloc(sizeof *idx * (size_t)o.batch * (size_t)ranks))) {
+		fprintf(stderr, "train: out of memory\n");
+		return 1;
+	}
 	rc = fashion_cnn_open(&m, o.resume);
 	if (rc)
 		return die(m, o.resume ? o.resume : "cannot create the model");
