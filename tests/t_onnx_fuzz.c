@@ -14,6 +14,7 @@
 #include "driver.h"
 #include "onnx.h"
 #include "onnx/onnx.pb-c.h"
+#include "fuzz_rng.h"
 #include "tap.h"
 
 /* --- building the seed models (memory from one pool, kept to exit) ------ */
@@ -287,21 +288,6 @@ static uint8_t *seed_mlp(size_t *len)
 }
 
 /* --- mutations ------------------------------------------------------------- */
-
-static uint64_t rng;
-
-static uint64_t next(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545F4914F6CDD1DULL;
-}
-
-static size_t below(size_t n)
-{
-	return n ? (size_t)(next() % n) : 0;
-}
 
 static int64_t interesting(void)
 {

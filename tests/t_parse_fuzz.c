@@ -10,6 +10,7 @@
 
 #include "ast.h"
 #include "graph.h"
+#include "fuzz_rng.h"
 #include "tap.h"
 
 static const char *const seeds[] = {
@@ -49,21 +50,6 @@ static const char *const tokens[] = {
 	"batch 0;", "batch 65537;", "labels q[1];", "output x;", "\xff", "\xc3\xa9", "\x01",
 };
 
-static uint64_t rng;
-
-static uint64_t next(void)
-{
-	/* xorshift64*: deterministic across platforms */
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545F4914F6CDD1DULL;
-}
-
-static size_t below(size_t n)
-{
-	return n ? (size_t)(next() % n) : 0;
-}
 
 typedef struct text {
 	char *p;
