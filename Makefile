@@ -291,9 +291,10 @@ demo-run: all $(B)/fashion_train
 	$(CC) $(ALLCFLAGS) -I$(EX_DIR) -I$(DEMO)/infer $(EX_DIR)/eval.c $(DEMO)/infer/fashion_cnn.c $(EX_LINK) -o $(B)/fashion_eval
 	$(B)/fashion_eval
 
+# REPRODUCE='--seeds 2 --settings mb32-2x16' passes options on (reproduce --help)
 reproduce: deps
 	$(MAKE) all
-	$(EX_DIR)/reproduce
+	$(EX_DIR)/reproduce $(REPRODUCE)
 
 .PHONY: demo-run reproduce fashion-train-mpi
 
