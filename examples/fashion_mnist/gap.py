@@ -19,6 +19,11 @@ inference) this prints one JSON object:
                 sigma_gap  mean over channels of |ln(sigma / pop_sigma)|
               pop_sigma = sqrt(population variance + eps), as brnc's sigma.
   mean_gap, sigma_gap   the same averaged over every channel of every norm
+  batch_mean_gap, batch_sigma_gap   the same distances for the statistics of
+              training minibatches drawn as the run drew them (--sampler,
+              --labels-per-batch; --batches of them) against the population
+              ones: what a norm that uses batch statistics saw in training
+              and inference does not see (the network run as above)
 
 The network is written here in PyTorch from the .brn (an independent
 implementation, not brnc's code); the tensor names and shapes of the
@@ -101,10 +106,11 @@ def load_set(data, prefix):
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
 
 
-def forward(P, x, batch_stats, taps=None):
+def forward(P, x, batch_stats, taps=None, seen=None):
     """Logits; batch_stats: each norm normalizes with its input's own
     statistics, else with the moving ones. taps[a] collects the per-channel
-    sum and sum of squares of norm a's input (float64)."""
+    sum and sum of squares of norm a's input (float64); seen[a] gets the
+    per-channel mean and sigma of norm a's input over this batch."""
     h = x
     for conv, a in (("c1", "a1"), ("c2", "a2")):
         h = F.conv2d(h, P[conv + ".weight"], P[conv + ".bias"], padding=1)
@@ -112,6 +118,9 @@ def forward(P, x, batch_stats, taps=None):
             hd = h.double()
             taps[a][0] += hd.sum(dim=(0, 2, 3))
             taps[a][1] += (hd * hd).sum(dim=(0, 2, 3))
+        if seen is not None:
+            hd = h.double()
+            seen[a] = (hd.mean(dim=(0, 2, 3)), torch.sqrt(hd.var(dim=(0, 2, 3), unbiased=False) + EPS))
         if batch_stats:
             mu = h.mean(dim=(0, 2, 3))
             var = h.var(dim=(0, 2, 3), unbiased=False)
@@ -132,6 +141,29 @@ def accuracy(P, x, y, batch, batch_stats):
     return correct / len(y)
 
 
+def train_batches(y, batch, sampler, labels_per_batch, count, seed):
+    """count minibatches of the training labels y drawn as train.c's
+    sampler draws them: iid, or labels_per_batch distinct labels with
+    batch / labels_per_batch examples each (not the run's own batches: the
+    same kind)."""
+    rng = np.random.default_rng(seed)
+    y = y.numpy()
+    by_label = [np.flatnonzero(y == c) for c in range(10)]
+    for _ in range(count):
+        if sampler == "iid":
+            yield torch.from_numpy(rng.choice(len(y), batch, replace=False))
+        else:
+            labels = rng.choice(10, labels_per_batch, replace=False)
+            per = batch // labels_per_batch
+            yield torch.from_numpy(np.concatenate([rng.choice(by_label[c], per, replace=False)
+                                                   for c in labels]))
+
+
+def gaps(mean, sigma, pop_mean, pop_sigma):
+    """Per-channel |mean - pop_mean| / pop_sigma and |ln(sigma / pop_sigma)|."""
+    return (mean.double() - pop_mean).abs() / pop_sigma, torch.log(sigma.double() / pop_sigma).abs()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", help="a fashion_cnn safetensors file (train --ckpt)")
@@ -141,12 +173,21 @@ def main():
                     help="test minibatch of the per-batch statistics (default 32)")
     ap.add_argument("--seed", type=int, default=1, help="shuffles the test set (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1)")
+    ap.add_argument("--sampler", choices=("iid", "noniid"), default="iid",
+                    help="how the run drew its training minibatches (default iid)")
+    ap.add_argument("--labels-per-batch", type=int, default=2,
+                    help="labels in a noniid minibatch (default 2)")
+    ap.add_argument("--batches", type=int, default=500,
+                    help="training minibatches of the batch statistics gap (default 500)")
     args = ap.parse_args()
     if args.batch < 1:
         fail("--batch must be at least 1")
+    if args.sampler == "noniid" and (args.labels_per_batch < 1 or args.labels_per_batch > 10 or
+                                     args.batch % args.labels_per_batch):
+        fail("--labels-per-batch must be 1..10 and divide --batch")
     torch.set_num_threads(args.threads)
     P = read_safetensors(args.checkpoint)
-    xtr, _ = load_set(args.data, "train")
+    xtr, ytr = load_set(args.data, "train")
     xte, yte = load_set(args.data, "t10k")
     with torch.no_grad():
         res = {"batch": args.batch}
@@ -156,21 +197,32 @@ def main():
         taps = {a: [0.0, 0.0] for a in NORMS}
         for i in range(0, len(xtr), 100):  # small chunks: 1000 is 10x slower (cache)
             forward(P, xtr[i:i + 100], False, taps)
-        layers, mg, sg, nch = [], 0.0, 0.0, 0
+        pop = {}
         for a in NORMS:
             s, ss = taps[a]
             m = len(xtr) * {"a1": 28 * 28, "a2": 14 * 14}[a]
             pop_mean = s / m
-            pop_sigma = torch.sqrt(torch.clamp(ss / m - pop_mean * pop_mean, min=0) + EPS)
-            dm = ((P[a + ".mean"].double() - pop_mean).abs() / pop_sigma)
-            ds = torch.log(P[a + ".sigma"].double() / pop_sigma).abs()
-            layers.append({"norm": a, "mean_gap": float(dm.mean()), "sigma_gap": float(ds.mean())})
-            mg += float(dm.sum())
-            sg += float(ds.sum())
-            nch += len(dm)
+            pop[a] = (pop_mean, torch.sqrt(torch.clamp(ss / m - pop_mean * pop_mean, min=0) + EPS))
+        seen_gap = {a: [0.0, 0.0] for a in NORMS}
+        for idx in train_batches(ytr, args.batch, args.sampler, args.labels_per_batch,
+                                 args.batches, args.seed):
+            seen = {}
+            forward(P, xtr[idx], False, seen=seen)
+            for a in NORMS:
+                dm, ds = gaps(*seen[a], *pop[a])
+                seen_gap[a][0] += dm / args.batches
+                seen_gap[a][1] += ds / args.batches
+        layers, tot = [], {"mean_gap": [], "sigma_gap": [], "batch_mean_gap": [], "batch_sigma_gap": []}
+        for a in NORMS:
+            dm, ds = gaps(P[a + ".mean"], P[a + ".sigma"], *pop[a])
+            row = {"mean_gap": dm, "sigma_gap": ds,
+                   "batch_mean_gap": seen_gap[a][0], "batch_sigma_gap": seen_gap[a][1]}
+            layers.append(dict({"norm": a}, **{k: float(v.mean()) for k, v in row.items()}))
+            for k, v in row.items():
+                tot[k].append(v)
         res["layers"] = layers
-        res["mean_gap"] = mg / nch
-        res["sigma_gap"] = sg / nch
+        for k, v in tot.items():  # over every channel of every norm
+            res[k] = float(torch.cat(v).mean())
     print(json.dumps(res))
 
 

@@ -110,6 +110,10 @@ def read_run(d):
         s, v, seed, acc, secs = f.read().split()
     with open(os.path.join(d, "gap.json")) as f:
         gap = json.load(f)
+    for k in ("acc_moving", "acc_batch", "mean_gap", "sigma_gap", "batch_mean_gap", "batch_sigma_gap"):
+        if k not in gap:
+            fail("%s/gap.json has no %s: written by an older gap.py; remove %s/result.tsv and "
+                 "run reproduce again" % (d, k, d))
     curve = []
     with open(os.path.join(d, "log.csv")) as f:
         for line in f.read().split("\n")[1:]:
@@ -118,7 +122,9 @@ def read_run(d):
                 curve.append((int(step), float(acc_e)))
     return {"setting": s, "variant": v, "seed": int(seed), "acc": float(acc), "seconds": int(secs),
             "acc_moving": gap["acc_moving"], "acc_batch": gap["acc_batch"],
-            "mean_gap": gap["mean_gap"], "sigma_gap": gap["sigma_gap"], "curve": curve}
+            "mean_gap": gap["mean_gap"], "sigma_gap": gap["sigma_gap"],
+            "batch_mean_gap": gap["batch_mean_gap"], "batch_sigma_gap": gap["batch_sigma_gap"],
+            "curve": curve}
 
 
 def variants_of(setting):
@@ -143,19 +149,23 @@ def write_md(path, runs, settings, args, wall):
     w("")
     w("Mean ± sample std over seeds. acc: test accuracy with the moving statistics "
       "(C trainer). batch-stat acc: each norm uses the statistics of its own iid test "
-      "minibatch of the training minibatch size. mean gap: mean over channels of "
-      "|moving mean − population mean| / population sigma; sigma gap: mean of "
-      "|ln(moving sigma / population sigma)|; population = all 60000 training images.")
+      "minibatch of the training minibatch size. Statistics gaps (gap.py), against the "
+      "population statistics of each norm's input (all 60000 training images): "
+      "moving: mean over channels of |moving mean − population mean| / population sigma, "
+      "and of |ln(moving sigma / population sigma)|; training batches: the same for the "
+      "statistics of 500 training minibatches drawn as the run drew them.")
     w("")
-    w("| setting | norm | acc | batch-stat acc | mean gap | sigma gap |")
-    w("|---|---|---|---|---|---|")
+    w("| setting | norm | acc | batch-stat acc | moving: mean gap | sigma gap "
+      "| training batches: mean gap | sigma gap |")
+    w("|---|---|---|---|---|---|---|---|")
     for s in settings:
         for v in variants_of(s):
             rs = runs[(s, v)]
-            w("| %s | %s | %s | %s | %s | %s |" % (
+            w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 SETTINGS[s], NAMES[v], fmt([r["acc"] for r in rs]),
-                fmt([r["acc_batch"] for r in rs]), fmt([r["mean_gap"] for r in rs], 3),
-                fmt([r["sigma_gap"] for r in rs], 3)))
+                fmt([r["acc_batch"] for r in rs]),
+                *(fmt([r[k] for r in rs], 3) for k in ("mean_gap", "sigma_gap",
+                                                        "batch_mean_gap", "batch_sigma_gap"))))
     w("")
     w("Welch's t-test, test accuracy (moving statistics), each Batch Renorm schedule "
       "against Batch Norm in the same setting; two-sided p.")
@@ -216,23 +226,25 @@ def plot(out, runs, settings, epochs, subset):
         f.write("\n".join(panels) + "\nunset multiplot\n")
     gap_dat = os.path.join(pdir, "gap.dat")
     with open(gap_dat, "w") as f:
-        f.write("# label mean_gap std sigma_gap std acc_gap std\n")
+        keys = ("mean_gap", "sigma_gap", "batch_mean_gap", "batch_sigma_gap")
+        f.write("# label " + " ".join("%s std" % k for k in keys) + "\n")
         for s in settings:
             for v in variants_of(s):
                 rs = runs[(s, v)]
-                mg, mgs = mean_std([r["mean_gap"] for r in rs])
-                sg, sgs = mean_std([r["sigma_gap"] for r in rs])
-                ag, ags = mean_std([r["acc_batch"] - r["acc"] for r in rs])
-                f.write('"%s %s" %.4f %.4f %.4f %.4f %.4f %.4f\n' % (s, v, mg, mgs, sg, sgs, ag, ags))
+                f.write('"%s %s" ' % (s, v) + " ".join(
+                    "%.4f %.4f" % mean_std([r[k] for r in rs]) for k in keys) + "\n")
     gp2 = os.path.join(pdir, "gap.gp")
     with open(gp2, "w") as f:
-        f.write("set terminal png size 1100,420 noenhanced\nset output '%s'\n" % os.path.join(out, "gap.png"))
-        f.write("set title 'moving statistics against the population ones (mean and std over seeds)'\n"
+        f.write("set terminal png size 1400,480 noenhanced\nset output '%s'\n" % os.path.join(out, "gap.png"))
+        f.write("set title 'statistics of each norm against the population ones "
+                "(mean and std over seeds)'\n"
                 "set style data histograms\nset style histogram errorbars gap 1 lw 1\n"
                 "set style fill solid 0.6 border -1\nset xtics rotate by -40 font ',8'\n"
                 "set grid ytics\nset key top left\nset yrange [0:*]\n"
-                "plot '%s' using 2:3:xtic(1) title 'mean gap (|dmu| / sigma)', "
-                "'' using 4:5 title 'sigma gap (|ln ratio|)'\n" % gap_dat)
+                "plot '%s' using 2:3:xtic(1) title 'moving: mean gap (|dmu| / sigma)', "
+                "'' using 4:5 title 'moving: sigma gap (|ln ratio|)', "
+                "'' using 6:7 title 'training batches: mean gap', "
+                "'' using 8:9 title 'training batches: sigma gap'\n" % gap_dat)
     if not shutil.which("gnuplot"):
         return "gnuplot is not installed: the plot scripts are in %s" % pdir
     for g in (gp, gp2):
@@ -272,12 +284,14 @@ def main():
     if missing:
         fail("%d runs are not done, e.g. %s" % (len(missing), missing[0]))
     with open(os.path.join(args.out, "results.tsv"), "w") as f:
-        f.write("setting\tnorm\tseed\tacc\tacc_moving_torch\tacc_batch\tmean_gap\tsigma_gap\tseconds\n")
+        f.write("setting\tnorm\tseed\tacc\tacc_moving_torch\tacc_batch\tmean_gap\tsigma_gap"
+                "\tbatch_mean_gap\tbatch_sigma_gap\tseconds\n")
         for rs in runs.values():
             for r in rs:
-                f.write("%s\t%s\t%d\t%.4f\t%.4f\t%.4f\t%.5f\t%.5f\t%d\n" % (
+                f.write("%s\t%s\t%d\t%.4f\t%.4f\t%.4f\t%.5f\t%.5f\t%.5f\t%.5f\t%d\n" % (
                     r["setting"], r["variant"], r["seed"], r["acc"], r["acc_moving"],
-                    r["acc_batch"], r["mean_gap"], r["sigma_gap"], r["seconds"]))
+                    r["acc_batch"], r["mean_gap"], r["sigma_gap"], r["batch_mean_gap"],
+                    r["batch_sigma_gap"], r["seconds"]))
     write_md(os.path.join(args.out, "results.md"), runs, settings, args, args.wall)
     note = plot(args.out, runs, settings, args.epochs, args.subset)
     if note:
