@@ -9,43 +9,39 @@
 set -u
 build=${BRN_BUILD:-build}
 data=${BRN_DATA:-/usr/share/datasets/fashion-mnist}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0
-check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-plan=18
-echo "1..$plan"
 if ! ls "$data"/train-images-idx3-ubyte* >/dev/null 2>&1; then
-	for i in $(seq 1 $plan); do echo "ok $i # SKIP no data set in $data"; done
+	echo "1..0 # SKIP no data set in $data"
 	exit 0
 fi
+. tests/tap.sh # check, done_testing, $tmp
 repro=examples/fashion_mnist/reproduce
 # the trainers reproduce builds link the (maybe sanitized) runtime
 export BRN_BUILD=$build CC="${BRN_CC:-cc} ${BRN_SAN:-}" BRN_DATA=$data
 
-err() { "$repro" "$@" >/dev/null 2>"$tmp/err"; echo "$? $(head -n 1 "$tmp/err")"; }
+# a command's exit status and the first line it wrote on stderr
+err() { "$@" >/dev/null 2>"$tmp/err"; echo "$? $(head -n 1 "$tmp/err")"; }
 want="2 reproduce: '0' is not a positive integer"
-got=$(err --epochs 0)
+got=$(err "$repro" --epochs 0)
 [ "$got" = "$want" ]
 check $? "--epochs 0: $got"
 want="2 reproduce: unknown setting 'mb8-iid' (one of: mb32-iid mb4-iid mb2-iid mb32-2x16 mb32-4x8 mb4-2x2)"
-got=$(err --settings mb4-iid,mb8-iid)
+got=$(err "$repro" --settings mb4-iid,mb8-iid)
 [ "$got" = "$want" ]
 check $? "--settings with an unknown one: $got"
-got=$(err --seeds)
+got=$(err "$repro" --seeds)
 [ "$got" = "2 reproduce: --seeds needs a value" ]
 check $? "--seeds without a value: $got"
-got=$(err --bogus)
+got=$(err "$repro" --bogus)
 [ "$got" = "2 reproduce: unknown argument '--bogus'" ]
 check $? "an unknown argument: $got"
 
 # gap.py's own input errors
-gap() { /usr/bin/python3 examples/fashion_mnist/gap.py "$@" >/dev/null 2>"$tmp/err"; echo "$? $(tail -n 1 "$tmp/err")"; }
+gap="/usr/bin/python3 examples/fashion_mnist/gap.py"
 printf 'tiny' > "$tmp/tiny.safetensors"
-got=$(gap "$tmp/tiny.safetensors")
+got=$(err $gap "$tmp/tiny.safetensors")
 [ "$got" = "1 gap.py: $tmp/tiny.safetensors: not a safetensors file" ]
 check $? "gap.py on a 4-byte file: ${got#1 gap.py: $tmp/}"
-got=$(gap "$tmp/tiny.safetensors" --batch 4 --sampler noniid --labels-per-batch 3)
+got=$(err $gap "$tmp/tiny.safetensors" --batch 4 --sampler noniid --labels-per-batch 3)
 [ "$got" = "1 gap.py: --labels-per-batch must be 1..10 and divide --batch" ]
 check $? "gap.py, 3 labels in a minibatch of 4: $got"
 
@@ -82,7 +78,7 @@ grep -q '^reproduce: 8 runs .*, 8 done, 0 to run' "$tmp/again.err"
 check $? "run again, every run is done: $(head -n 1 "$tmp/again.err")"
 
 # another budget in the same directory would mix run lengths
-got=$(err --epochs 3 --subset 2000 --settings mb4-2x2 --out "$out")
+got=$(err "$repro" --epochs 3 --subset 2000 --settings mb4-2x2 --out "$out")
 [ "$got" = "2 reproduce: $(cd "$out" && pwd) holds runs of another experiment (epochs 2 subset 2000 lr 0.01 paper_steps 130000); use another --out or remove it" ]
 check $? "another budget in the same --out is refused"
 
@@ -117,3 +113,5 @@ check $? "TERM stops reproduce (exit $rc) before the run is done"
 rc=$?
 [ $rc = 0 ] && grep -q ', 7 done, 1 to run' "$tmp/cont.err" && [ "$(cut -f4 "$run/result.tsv")" = "$(cut -f4 "$tmp/bn.tsv")" ]
 check $? "the same command continues it to the same accuracy ($(cut -f4 "$run/result.tsv" 2>/dev/null))"
+
+done_testing

@@ -106,25 +106,28 @@ def load_set(data, prefix):
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
 
 
+def moments(h):
+    """Per-channel mean and sigma of h over n, H, W: biased variance, + eps."""
+    return h.mean(dim=(0, 2, 3)), torch.sqrt(h.var(dim=(0, 2, 3), unbiased=False) + EPS)
+
+
 def forward(P, x, batch_stats, taps=None, seen=None):
     """Logits; batch_stats: each norm normalizes with its input's own
     statistics, else with the moving ones. taps[a] collects the per-channel
-    sum and sum of squares of norm a's input (float64); seen[a] gets the
-    per-channel mean and sigma of norm a's input over this batch."""
+    count, sum and sum of squares of norm a's input (float64); seen[a] gets
+    moments() of norm a's input over this batch."""
     h = x
     for conv, a in (("c1", "a1"), ("c2", "a2")):
         h = F.conv2d(h, P[conv + ".weight"], P[conv + ".bias"], padding=1)
         if taps is not None:
             hd = h.double()
-            taps[a][0] += hd.sum(dim=(0, 2, 3))
-            taps[a][1] += (hd * hd).sum(dim=(0, 2, 3))
+            taps[a][0] += hd[:, 0].numel()
+            taps[a][1] += hd.sum(dim=(0, 2, 3))
+            taps[a][2] += (hd * hd).sum(dim=(0, 2, 3))
         if seen is not None:
-            hd = h.double()
-            seen[a] = (hd.mean(dim=(0, 2, 3)), torch.sqrt(hd.var(dim=(0, 2, 3), unbiased=False) + EPS))
+            seen[a] = moments(h.double())
         if batch_stats:
-            mu = h.mean(dim=(0, 2, 3))
-            var = h.var(dim=(0, 2, 3), unbiased=False)
-            sigma = torch.sqrt(var + EPS)
+            mu, sigma = moments(h)
         else:
             mu, sigma = P[a + ".mean"], P[a + ".sigma"]
         h = (h - mu[None, :, None, None]) / sigma[None, :, None, None]
@@ -194,13 +197,12 @@ def main():
         res["acc_moving"] = accuracy(P, xte, yte, 100, False)
         perm = torch.randperm(len(yte), generator=torch.Generator().manual_seed(args.seed))
         res["acc_batch"] = accuracy(P, xte[perm], yte[perm], args.batch, True)
-        taps = {a: [0.0, 0.0] for a in NORMS}
+        taps = {a: [0, 0.0, 0.0] for a in NORMS}
         for i in range(0, len(xtr), 100):  # small chunks: 1000 is 10x slower (cache)
             forward(P, xtr[i:i + 100], False, taps)
         pop = {}
         for a in NORMS:
-            s, ss = taps[a]
-            m = len(xtr) * {"a1": 28 * 28, "a2": 14 * 14}[a]
+            m, s, ss = taps[a]
             pop_mean = s / m
             pop[a] = (pop_mean, torch.sqrt(torch.clamp(ss / m - pop_mean * pop_mean, min=0) + EPS))
         seen_gap = {a: [0.0, 0.0] for a in NORMS}
@@ -212,14 +214,14 @@ def main():
                 dm, ds = gaps(*seen[a], *pop[a])
                 seen_gap[a][0] += dm / args.batches
                 seen_gap[a][1] += ds / args.batches
-        layers, tot = [], {"mean_gap": [], "sigma_gap": [], "batch_mean_gap": [], "batch_sigma_gap": []}
+        layers, tot = [], {}
         for a in NORMS:
             dm, ds = gaps(P[a + ".mean"], P[a + ".sigma"], *pop[a])
             row = {"mean_gap": dm, "sigma_gap": ds,
                    "batch_mean_gap": seen_gap[a][0], "batch_sigma_gap": seen_gap[a][1]}
             layers.append(dict({"norm": a}, **{k: float(v.mean()) for k, v in row.items()}))
             for k, v in row.items():
-                tot[k].append(v)
+                tot.setdefault(k, []).append(v)
         res["layers"] = layers
         for k, v in tot.items():  # over every channel of every norm
             res[k] = float(torch.cat(v).mean())

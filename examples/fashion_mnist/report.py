@@ -139,12 +139,12 @@ def fmt(xs, digits=4):
 def write_md(path, runs, settings, args, wall):
     out = []
     w = out.append
+    every = sum(runs.values(), [])
     w("# reproduce: Batch Norm vs Batch Renorm on Fashion-MNIST")
     w("")
     w("%d runs: %d epochs of %d examples, seeds 1..%d; %d s of training and measuring "
-      "in all (%.1f min on %d jobs at a time)." % (len(sum(runs.values(), [])), args.epochs,
-                                                 args.subset, args.seeds,
-                                                 sum(r["seconds"] for r in sum(runs.values(), [])),
+      "in all (%.1f min on %d jobs at a time)." % (len(every), args.epochs, args.subset, args.seeds,
+                                                 sum(r["seconds"] for r in every),
                                                  wall / 60.0, args.jobs))
     w("")
     w("Mean ± sample std over seeds. acc: test accuracy with the moving statistics "
