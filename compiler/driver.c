@@ -197,7 +197,7 @@ static int generate(const brn_options *o, const brn_graph *g, brn_arena *a, brn_
 	    outputs_clear(o, o->out ? o->out : g->model, schedule[0] ? schedule : NULL, d))
 		return BRN_COMPILE_INPUT;
 	int train = strcmp(o->mode, "train") == 0;
-	if (brn_plan_build(g, train, o->no_fuse, o->step, knobs, o->weights, a, &plan, d))
+	if (brn_plan_build(g, o->target, train, o->no_fuse, o->step, knobs, o->weights, a, &plan, d))
 		return d->msg[0] && strncmp(d->msg, "internal", 8) ? BRN_COMPILE_INPUT : BRN_COMPILE_INTERNAL;
 	brn_emit_options eo;
 	eo.base = o->out ? o->out : g->model;

@@ -187,10 +187,16 @@ static void resolve_buffers(const brn_plan *p, sbuf *out, const char *text)
 
 /* A dialect's own version of a kernel, or NULL. Per-channel reductions
  * have one in OpenCL: a work-group per channel instead of a work-item. */
+/* The per-work-item body of a kernel without a whole-function template. */
+static const char *kernel_body(const brn_kernel *k)
+{
+	return k->base ? k->base : k->tmpl;
+}
+
 static const char *dialect_kernel(const emitter *E, const brn_kernel *k)
 {
 	char path[128];
-	snprintf(path, sizeof path, "%s/kernels/%s.k", E->dl->name, k->tmpl);
+	snprintf(path, sizeof path, "%s/kernels/%s.k", E->dl->name, kernel_body(k));
 	return brn_template_find(path);
 }
 
@@ -210,23 +216,26 @@ static long kernel_items(const emitter *E, const brn_kernel *k, int *local)
 
 /* A register tile per ISA: OB blocks of 16 channels x RW columns in VL-wide
  * vectors; OB x 16/VL x RW accumulators stay within the register file
- * (AVX-512: 14 of 32 zmm, AVX2: 12 of 16 ymm, SSE/NEON: 12 of 16 or 32). */
+ * (AVX-512: 14 of 32 zmm, AVX2: 12 of 16 ymm, SSE/NEON: 12 of 16 or 32).
+ * The dense tiles likewise: DM rows x 4 examples of partial dot products,
+ * BM rows x GV vectors of broadcast products (AVX-512: 16 and 24 of 32). */
 typedef struct isa {
 	const char *name, *attr, *vtype;
 	int vl, ob, rw, rw1;       /* rw: tile width at OB 2, rw1 at OB 1 */
+	int dm, bm, gv;
 	int x86;
 } isa;
 
 static const isa isas[] = {
-	{"avx512", "__attribute__((target(\"avx512f\")))", "brn_vf16", 16, 2, 7, 14, 1},
-	{"avx2", "__attribute__((target(\"avx2,fma\")))", "brn_vf8", 8, 1, 6, 6, 1},
-	{"generic", "", "brn_vf4", 4, 1, 3, 3, 0},
+	{"avx512", "__attribute__((target(\"avx512f\")))", "brn_vf16", 16, 2, 7, 14, 4, 6, 4, 1},
+	{"avx2", "__attribute__((target(\"avx2,fma\")))", "brn_vf8", 8, 1, 6, 6, 2, 3, 4, 1},
+	{"generic", "", "brn_vf4", 4, 1, 3, 3, 2, 3, 4, 0},
 };
 
 typedef struct isa_ctx {
 	kernel_ctx kc;
 	const isa *is;
-	char vl[16], nv[16], ob[16], rw[16];
+	char vl[16], nv[16], ob[16], rw[16], dm[16], bm[16], gv[16];
 } isa_ctx;
 
 static const char *isa_lookup(void *ctx, const char *key)
@@ -246,6 +255,12 @@ static const char *isa_lookup(void *ctx, const char *key)
 		return c->ob;
 	if (!strcmp(key, "RW"))
 		return c->rw;
+	if (!strcmp(key, "DM"))
+		return c->dm;
+	if (!strcmp(key, "BM"))
+		return c->bm;
+	if (!strcmp(key, "GV"))
+		return c->gv;
 	return kernel_lookup(&c->kc, key);
 }
 
@@ -267,12 +282,15 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
 	          "#pragma GCC optimize(\"fp-contract=fast\", \"tree-vectorize\", \"vect-cost-model=dynamic\")\n#endif\n#if BRN_X86\n");
 	for (size_t i = 0; i < sizeof isas / sizeof *isas; i++) {
-		isa_ctx c = {{E, k, body, "", ""}, &isas[i], "", "", "", ""};
+		isa_ctx c = {{E, k, body, "", ""}, &isas[i], "", "", "", "", "", "", ""};
 		int ob = obg && atoi(obg) % isas[i].ob == 0 ? isas[i].ob : 1;
 		snprintf(c.vl, sizeof c.vl, "%d", isas[i].vl);
 		snprintf(c.nv, sizeof c.nv, "%d", 16 / isas[i].vl);
 		snprintf(c.ob, sizeof c.ob, "%d", ob);
 		snprintf(c.rw, sizeof c.rw, "%d", ob == 2 ? isas[i].rw : isas[i].rw1);
+		snprintf(c.dm, sizeof c.dm, "%d", isas[i].dm);
+		snprintf(c.bm, sizeof c.bm, "%d", isas[i].bm);
+		snprintf(c.gv, sizeof c.gv, "%d", isas[i].gv);
 		if (!isas[i].x86)
 			puts_(&w, "#endif\n");
 		E->tmpl = path;
@@ -281,7 +299,7 @@ static void emit_isa_kernel(emitter *E, sbuf *out, const brn_kernel *k, const ch
 	}
 	puts_(&w, "#if defined(__GNUC__) && !defined(__clang__)\n#pragma GCC pop_options\n#endif\n\n");
 	/* a vec_width knob (elementwise kernels): items of that many elements */
-	isa_ctx c = {{E, k, NULL, "", ""}, &isas[0], "", "", "", ""};
+	isa_ctx c = {{E, k, NULL, "", ""}, &isas[0], "", "", "", "", "", "", ""};
 	const char *vec = brn_kernel_var(k, "VEC");
 	snprintf(c.vl, sizeof c.vl, "%s", vec ? vec : "1");
 	E->tmpl = "c/whole/isa_range.c";
@@ -303,10 +321,10 @@ static void emit_kernel(emitter *E, sbuf *out, const brn_kernel *k)
 		emit_isa_kernel(E, out, k, whole, path, NULL);
 		return;
 	}
-	snprintf(path, sizeof path, "kernels/%s.k", k->tmpl);
+	snprintf(path, sizeof path, "kernels/%s.k", kernel_body(k));
 	const char *body = dialect_kernel(E, k), *wrap = brn_template_find(E->dl->kernel);
 	if (body)
-		snprintf(path, sizeof path, "%s/kernels/%s.k", E->dl->name, k->tmpl);
+		snprintf(path, sizeof path, "%s/kernels/%s.k", E->dl->name, kernel_body(k));
 	else
 		body = brn_template_find(path);
 	if (!body || !wrap) {

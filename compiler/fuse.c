@@ -41,6 +41,7 @@ typedef struct lower {
 	brn_diag *d;
 	brn_arena *a;
 	const brn_knobs *knobs;
+	int c_target;          /* 1x1 convs as matrix products (C only) */
 	int list;
 	int *vbuf, *gbuf;      /* per node: buffer of its value / gradient */
 	int *gwritten;         /* per node: its gradient has a writer */
@@ -511,11 +512,123 @@ static void conv16_wgrad(lower *L, const brn_node *n)
 	L->k->items = (long)kb * (c / ics) * kh + (n->bias ? kb : 0);
 }
 
+/* --- 1x1 convs as matrix products (C) ---------------------------------------
+ * A 1x1 conv at stride 1 without padding is, per example, the product of
+ * its [K, C] weights with the [C, H*W] input, dL/dx the product of their
+ * transpose with dL/dy, and dL/dw a sum of products of rows of dL/dy and
+ * x. C computes them with positions as lanes (c/whole/conv1x1.c,
+ * conv1x1_wgrad.c), straight from and into NCHW: no packed weights, no
+ * blocked dL/dy. OpenCL keeps conv16. */
+static int gemm_fits(const lower *L, const brn_node *n)
+{
+	return L->c_target && n->groups == 1 && n->kernel[0] == 1 && n->kernel[1] == 1 && n->stride[0] == 1 &&
+	       n->stride[1] == 1 && n->pad[0] == 0 && n->pad[1] == 0;
+}
+
+/* The conv (flip 0) or its dL/dx (flip 1): work-items (block of 64
+ * positions, block of 16 rows) per example. */
+static void conv1x1(lower *L, const brn_node *n, int flip)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	int rows = flip ? x->shape[1] : n->out, red = flip ? n->out : x->shape[1];
+	long p = (long)n->shape[2] * n->shape[3];
+	kernel(L, "conv1x1", n, flip ? "conv_bwd_data" : "conv_fwd", (p + 63) / 64 * ((rows + 15) / 16), 1);
+	num(L, "ROWS", rows);
+	num(L, "RED", red);
+	num(L, "P", p);
+	num(L, "PB", (p + 63) / 64);
+	num(L, "RB", (rows + 15) / 16);
+	/* w[k, c] at k * C + c: row k, step c; transposed: row c, step k */
+	num(L, "AR", flip ? 1 : red);
+	num(L, "AK", flip ? rows : 1);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	buf_var(L, "XB", flip ? L->gbuf[n->id] : value_buf(L, n->in[0]));
+}
+
+/* dL/dw and dL/db: a work-item per block of 16 x 16 weights (the blocks
+ * of the first 16 inputs take the biases of their 16 outputs). */
+static void conv1x1_wgrad(lower *L, const brn_node *n)
+{
+	int c = L->g->nodes[n->in[0]].shape[1], kb = (n->out + 15) / 16, cb = (c + 15) / 16;
+	kernel(L, "conv1x1_wgrad", n, "conv_bwd_weight", (long)kb * cb, 0);
+	num(L, "K", n->out);
+	num(L, "C", c);
+	num(L, "P", (long)n->shape[2] * n->shape[3]);
+	num(L, "CB", cb);
+	num(L, "HAS_BIAS", n->bias != 0);
+	num(L, "WGT", slot_off(L, n->id, BRN_PARAM_WEIGHT));
+	num(L, "BIAS", n->bias ? slot_off(L, n->id, BRN_PARAM_BIAS) : 0);
+	num(L, "PARAMS", 0);
+	num(L, "MOMENTUM", L->p->momentum_off);
+	buf_var(L, "X", value_buf(L, n->in[0]));
+	buf_var(L, "DY", L->gbuf[n->id]);
+}
+
+/* --- depthwise convs (one input channel per output channel) --------------
+ * C compiles them with output columns as lanes (c/whole/conv_dw.c,
+ * conv_dw_wgrad.c): each input plane goes once into a zero-padded buffer
+ * on the stack, split by column phase when strided. Their work-items are
+ * the base kernels' (conv_fwd, conv_bwd_data, conv_bwd_weight), which the
+ * other dialects run. dL/dx takes the vector kernel at stride 1 only. */
+enum { DW_BUFFER_MAX = 1 << 15 }; /* floats: 128 KiB of stack (a 112 x 112
+                                    * plane at stride 2), and at most as
+                                    * much again for dL/dy in conv_dw_wgrad */
+
+/* Floats of the buffer of m planes (phases sw, rows hp, the widest vector). */
+static long dw_buffer(int m, int sw, int hp, int oww, int kw)
+{
+	return (long)m * sw * hp * (oww + 16 + (kw - 1) / sw);
+}
+
+static int dw_fits(const lower *L, const brn_node *n, int flip)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	int kh = n->kernel[0], kw = n->kernel[1];
+	if (n->groups == 1 || n->groups != x->shape[1])
+		return 0;
+	if (!flip)
+		return dw_buffer(1, n->stride[1], x->shape[2] + 2 * n->pad[0], n->shape[3], kw) <= DW_BUFFER_MAX;
+	if (n->stride[0] != 1 || n->stride[1] != 1 || n->pad[0] > kh - 1 || n->pad[1] > kw - 1)
+		return 0;
+	return dw_buffer(n->out / n->groups, 1, n->shape[2] + 2 * (kh - 1 - n->pad[0]), x->shape[3], kw) <=
+	       DW_BUFFER_MAX;
+}
+
+/* The variables of conv_dw: the conv, or (flip) its dL/dx as the conv of
+ * dL/dy with flipped weights, padded by kernel - 1 - pad. */
+static void dw_vars(lower *L, const brn_node *n, int flip)
+{
+	const brn_node *x = &L->g->nodes[n->in[0]];
+	const brn_node *in = flip ? n : x, *out = flip ? x : n;
+	int kh = n->kernel[0], kw = n->kernel[1];
+	int ph = flip ? kh - 1 - n->pad[0] : n->pad[0], pw = flip ? kw - 1 - n->pad[1] : n->pad[1];
+	num(L, "FLIP", flip);
+	num(L, "OC", out->shape[1]);
+	num(L, "OHH", out->shape[2]);
+	num(L, "OWW", out->shape[3]);
+	num(L, "IC", in->shape[1]);
+	num(L, "IHH", in->shape[2]);
+	num(L, "IWW", in->shape[3]);
+	num(L, "NCB", flip ? x->shape[1] : atol(brn_kernel_var(L->k, "KBLOCKS")));
+	num(L, "CB", flip ? 1 : atol(brn_kernel_var(L->k, "OCB")));
+	num(L, "NT", atol(brn_kernel_var(L->k, flip ? "WT" : "OWT")));
+	num(L, "M", flip ? n->out / n->groups : 1);
+	num(L, "DSH", flip ? 1 : n->stride[0]);
+	num(L, "DSW", flip ? 1 : n->stride[1]);
+	num(L, "DPH", ph);
+	num(L, "DPW", pw);
+	num(L, "HP", in->shape[2] + 2 * ph);
+	buf_var(L, "XIN", flip ? L->gbuf[n->id] : value_buf(L, n->in[0]));
+}
+
 static void lower_conv(lower *L, const brn_node *n)
 {
 	epilogue e = {""};
-	if (conv16_fits(n)) {
-		conv16(L, n, 0);
+	if (gemm_fits(L, n) || conv16_fits(n)) {
+		if (gemm_fits(L, n))
+			conv1x1(L, n, 0);
+		else
+			conv16(L, n, 0);
 		long b = bias_off(L, n);
 		if (b >= 0)
 			epi(&e, "\t\t\tv += mem[%ld + k];\n", b);
@@ -526,15 +639,20 @@ static void lower_conv(lower *L, const brn_node *n)
 			L->k->comment = brn_arena_printf(L->a, "%s .. %s: conv_fwd, fused", n->name, L->g->nodes[last].name);
 		return;
 	}
-	kernel(L, "conv_fwd", n, "conv_fwd", 0, 1);
+	int dw = dw_fits(L, n, 0);
+	kernel(L, dw ? "conv_dw" : "conv_fwd", n, "conv_fwd", 0, 1);
+	L->k->base = "conv_fwd";
 	conv_vars(L, n);
 	/* per example: blocks of output channels x rows x column tiles */
 	L->k->items = atol(brn_kernel_var(L->k, "KBLOCKS")) * n->shape[2] * atol(brn_kernel_var(L->k, "OWT"));
+	if (dw)
+		dw_vars(L, n, 0);
 	long b = bias_off(L, n);
 	if (b >= 0)
 		epi(&e, "\t\t\tv += mem[%ld + k];\n", b);
 	int last = L->list == 0 ? chain(L, n->id, 1, "k", "o", &e) : n->id;
 	set_out(L, last, &e);
+	var(L, "STORE", "%s\t\t\tmem[%s + o] = v;", e.text, brn_kernel_var(L->k, "Y"));
 	if (last != n->id)
 		L->k->comment = brn_arena_printf(L->a, "%s .. %s: conv_fwd, fused", n->name, L->g->nodes[last].name);
 }
@@ -779,25 +897,40 @@ static void backward_conv(lower *L, const brn_node *n)
 {
 	const brn_graph *g = L->g;
 	int x = n->in[0];
-	if (wants_dx(L, x) && conv16_fits(n)) {
+	if (wants_dx(L, x) && gemm_fits(L, n)) {
+		conv1x1(L, n, 1);
+		store_at(L, "STORE", "DX", x, "o");
+	} else if (wants_dx(L, x) && conv16_fits(n)) {
 		conv16(L, n, 1);
 		store_at(L, "STORE", "DX", x, "o");
 	} else if (wants_dx(L, x)) {
 		const int *xs = g->nodes[x].shape;
 		int tw = xs[3] < 64 ? xs[3] : 64, wt = (xs[3] + tw - 1) / tw;
-		kernel(L, "conv_bwd_data", n, "conv_bwd_data", (long)xs[1] * xs[2] * wt, 1);
+		int dw = dw_fits(L, n, 1);
+		kernel(L, dw ? "conv_dw" : "conv_bwd_data", n, "conv_bwd_data", (long)xs[1] * xs[2] * wt, 1);
+		L->k->base = "conv_bwd_data";
 		conv_vars(L, n);
 		num(L, "TW", tw);
 		num(L, "WT", wt);
 		buf_var(L, "DY", L->gbuf[n->id]);
 		store_at(L, "STORE_DX", "DX", x, "o");
+		if (dw) {
+			dw_vars(L, n, 1);
+			var(L, "STORE", "\t\t\t%s", brn_kernel_var(L->k, "STORE_DX"));
+		}
+	}
+	if (gemm_fits(L, n)) {
+		conv1x1_wgrad(L, n);
+		return;
 	}
 	if (conv16_fits(n)) {
 		conv16_wgrad(L, n);
 		return;
 	}
-	kernel(L, "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
+	kernel(L, dw_fits(L, n, 0) ? "conv_dw_wgrad" : "conv_bwd_weight", n, "conv_bwd_weight", 0, 0);
+	L->k->base = "conv_bwd_weight";
 	conv_vars(L, n);
+	num(L, "HP", g->nodes[x].shape[2] + 2 * n->pad[0]);
 	L->k->items = atol(brn_kernel_var(L->k, "WCOUNT")) + (n->bias ? n->out : 0);
 	num(L, "BIAS", n->bias ? slot_off(L, n->id, BRN_PARAM_BIAS) : 0);
 	num(L, "PARAMS", 0);
@@ -1196,7 +1329,7 @@ static void fold(lower *L)
 	}
 }
 
-int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
+int brn_plan_build(const brn_graph *g, const char *target, int train, int no_fuse, long step,
                    const brn_knobs *knobs, const char *weights, brn_arena *a,
                    brn_plan *p, brn_diag *d)
 {
@@ -1214,6 +1347,7 @@ int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
 	L.d = d;
 	L.a = a;
 	L.knobs = knobs;
+	L.c_target = strcmp(target, "c") == 0;
 	size_t ints = (size_t)g->n * sizeof(int);
 	if (!(L.first_slot = brn_arena_alloc(a, ints)) || count_consumers(&L) || make_slots(&L))
 		return brn_diag_error(d, g->file, 0, 0, "out of memory");

@@ -20,6 +20,9 @@ typedef struct brn_var {
 typedef struct brn_kernel {
 	const char *name;       /* C identifier: "brn_i04_c1_conv_fwd" */
 	const char *tmpl;       /* template in templates/kernels/, no ".k" */
+	const char *base;       /* or NULL: the body for a dialect without a
+	                         * whole-function template named tmpl (the
+	                         * vector depthwise kernels of C) */
 	const char *comment;    /* the graph nodes it computes */
 	brn_var vars[BRN_KERNEL_VARS];
 	int nvars;
@@ -72,11 +75,13 @@ typedef struct brn_plan {
 	brn_arena *arena;
 } brn_plan;
 
-/* Lowers g for mode train (0: infer), fusing unless no_fuse. knobs[i]
- * (may be NULL) are the schedule's kernel knobs for node i. weights (may
- * be NULL): a safetensors file whose values are compiled in, with norms
- * folded into the preceding conv or dense in double precision. */
-int brn_plan_build(const brn_graph *g, int train, int no_fuse, long step,
+/* Lowers g for mode train (0: infer), fusing unless no_fuse, for target
+ * "c" or "opencl" (the C target computes 1x1 convs as matrix products, see
+ * fuse.c). knobs[i] (may be NULL) are the schedule's kernel knobs for node
+ * i. weights (may be NULL): a safetensors file whose values are compiled
+ * in, with norms folded into the preceding conv or dense in double
+ * precision. */
+int brn_plan_build(const brn_graph *g, const char *target, int train, int no_fuse, long step,
                    const brn_knobs *knobs, const char *weights, brn_arena *a,
                    brn_plan *plan, brn_diag *d);
 

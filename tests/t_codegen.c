@@ -292,7 +292,7 @@ static void count_kernels(const char *path, int no_fuse, int want_infer, int wan
 	memset(&d, 0, sizeof d);
 	brn_arena_init(&ar);
 	int rc = brn_load_model(path, 0, NULL, "schedules", &ar, &g, &d) ||
-	         brn_plan_build(&g, 1, no_fuse, -1, NULL, NULL, &ar, &p, &d);
+	         brn_plan_build(&g, target, 1, no_fuse, -1, NULL, NULL, &ar, &p, &d);
 	ok(!rc && p.nkernels[0] == want_infer && p.nkernels[1] == want_train,
 	   "%s%s: %d kernels per inference (want %d), %d per train step (want %d)", path,
 	   no_fuse ? " --no-fuse" : "", rc ? -1 : p.nkernels[0], want_infer, rc ? -1 : p.nkernels[1], want_train);
@@ -310,8 +310,8 @@ static void step_folding(void)
 	memset(&d, 0, sizeof d);
 	brn_arena_init(&ar);
 	int rc = brn_load_model("tests/models/small_renorm.brn", 0, NULL, "schedules", &ar, &g, &d) ||
-	         brn_plan_build(&g, 1, 0, 30000, NULL, NULL, &ar, &p, &d) ||
-	         brn_plan_build(&g, 1, 0, -1, NULL, NULL, &ar, &q, &d);
+	         brn_plan_build(&g, "c", 1, 0, 30000, NULL, NULL, &ar, &p, &d) ||
+	         brn_plan_build(&g, "c", 1, 0, -1, NULL, NULL, &ar, &q, &d);
 	const char *folded = NULL, *live = NULL;
 	for (int i = 0; !rc && i < p.nkernels[1]; i++)
 		if (!strcmp(p.kernels[1][i].tmpl, "norm_stats")) {
@@ -367,6 +367,9 @@ int main(int argc, char **argv)
 		{"tests/models/strided.brn", "strided", 0, 2, 1, NULL, NULL},
 		{"tests/models/relu6.brn", "relu6_net", 0, 4, 0, NULL, NULL},
 		{"tests/models/relu6.brn", "relu6_net", 0, 3, 1, NULL, NULL},
+		{"tests/models/gemm.brn", "gemm", 0, 7, 0, NULL, NULL},
+		{"tests/models/gemm.brn", "gemm", 0, 5, 0, NULL, NULL},
+		{"tests/models/gemm.brn", "gemm", 0, 1, 0, NULL, NULL},
 	};
 	int only = argc > 2 ? atoi(argv[2]) : -1;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)

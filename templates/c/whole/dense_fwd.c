@@ -1,38 +1,69 @@
 /* $COMMENT, $ISA: dense $IN -> $OUT, y[b, o] = sum_i w[o, i] x[b, i] (+ bias).
- * Up to 4 examples at a time share each row of w (read once for them);
- * each dot product is summed in 16 lanes so that it vectorizes without
- * reassociation (the unroll knob has no use here). */
+ * Work-item o * n + b: output-major, so that the threads split w between
+ * them and each reads its rows once. A register tile of $DM outputs x NB
+ * examples keeps $VL-lane partial dot products ($DM + NB loads for
+ * $DM x NB FMAs); rows and examples past ro and rb repeat the last one and
+ * are not stored, so the tile's shape is a constant. */
+static inline __attribute__((always_inline)) $ISA_ATTR void
+${NAME}_tile_$ISA(float *restrict mem, int o0, int ro, int b0, int rb, const int NB)
+{
+	typedef $VT V;
+	const float *w[$DM], *x[4];
+	BRN_UNROLL
+	for (int r = 0; r < $DM; r++)
+		w[r] = mem + $WGT + (long)(o0 + (r < ro ? r : ro - 1)) * $IN;
+	BRN_UNROLL
+	for (int c = 0; c < NB; c++)
+		x[c] = mem + $X + (long)(b0 + (c < rb ? c : rb - 1)) * $IN;
+	V acc[$DM][4];
+	BRN_UNROLL
+	for (int r = 0; r < $DM; r++)
+		BRN_UNROLL
+		for (int c = 0; c < NB; c++)
+			acc[r][c] = (V){0};
+	int i = 0;
+	for (; i + $VL <= $IN; i += $VL) {
+		V xv[4];
+		BRN_UNROLL
+		for (int c = 0; c < NB; c++)
+			xv[c] = *(const V *)(x[c] + i);
+		BRN_UNROLL
+		for (int r = 0; r < $DM; r++) {
+			const V wv = *(const V *)(w[r] + i);
+			BRN_UNROLL
+			for (int c = 0; c < NB; c++)
+				acc[r][c] += wv * xv[c];
+		}
+	}
+	for (int r = 0; r < ro; r++)
+		for (int c = 0; c < rb; c++) {
+			float s = 0.0f;
+			for (int l = 0; l < $VL; l++)
+				s += acc[r][c][l];
+			for (int j = i; j < $IN; j++)
+				s += w[r][j] * x[c][j];
+			const int o = o0 + r;
+			const long gid = (long)(b0 + c) * $OUT + o;
+			float v = s$BIAS_TERM;
+$EPILOGUE
+			mem[$Y + gid] = v;
+		}
+}
+
 static $ISA_ATTR void ${NAME}_$ISA(float *restrict mem, const int32_t *restrict labels, int n, int64_t step, float lr, long begin, long end)
 {
-	(void)labels; (void)n; (void)step; (void)lr;
+	(void)labels; (void)step; (void)lr;
 	for (long at = begin; at < end;) {
-		const int b = (int)(at / $OUT), o0 = (int)(at % $OUT);
-		int nb = 1; /* examples whose every output is in the range */
-		while (o0 == 0 && nb < 4 && at + (long)(nb + 1) * $OUT <= end)
-			nb++;
-		const int o1 = nb > 1 || end - at >= $OUT - o0 ? $OUT : o0 + (int)(end - at);
-		const float *xb = mem + $X + (long)b * $IN;
-		for (int o = o0; o < o1; o++) {
-			const float *w = mem + $WGT + (long)o * $IN;
-			float lane[4][16] = {{0}};
-			int i = 0;
-			for (; i + 16 <= $IN; i += 16)
-				for (int r = 0; r < nb; r++)
-					for (int l = 0; l < 16; l++)
-						lane[r][l] += w[i + l] * xb[r * $IN + i + l];
-			for (int r = 0; r < nb; r++)
-				for (int j = i, l = 0; j < $IN; j++, l++)
-					lane[r][l] += w[j] * xb[r * $IN + j];
-			for (int r = 0; r < nb; r++) {
-				const long gid = (long)(b + r) * $OUT + o;
-				float acc = 0.0f;
-				for (int l = 0; l < 16; l++)
-					acc += lane[r][l];
-				float v = acc$BIAS_TERM;
-$EPILOGUE
-				mem[$Y + gid] = v;
-			}
-		}
-		at += nb > 1 ? (long)nb * $OUT : o1 - o0;
+		const int o0 = (int)(at / n), b0 = (int)(at % n);
+		int ro = 1; /* outputs whose every example is in the range, up to $DM */
+		while (b0 == 0 && ro < $DM && o0 + ro < $OUT && at + (long)(ro + 1) * n <= end)
+			ro++;
+		const int b1 = ro > 1 || end - at >= n - b0 ? n : b0 + (int)(end - at);
+		int b = b0;
+		for (; b + 4 <= b1; b += 4)
+			${NAME}_tile_$ISA(mem, o0, ro, b, 4, 4);
+		for (; b < b1; b++)
+			${NAME}_tile_$ISA(mem, o0, ro, b, 1, 1);
+		at += ro > 1 ? (long)ro * n : b1 - b0;
 	}
 }
