@@ -321,7 +321,7 @@ def main():
     for args in [("every_op", 7, 6, 3, 0.1), ("every_op", 11, 3, 2, 0.05),
                  ("residual", 3, 8, 3, 0.1), ("small_renorm", 5, 4, 3, 0.2),
                  ("small_renorm", 5, 4, 3, 0.2, 4999), ("small_renorm", 9, 4, 2, 0.2, 20000),
-                 ("residual", 4, 5, 1, 0.3, 40000)]:
+                 ("residual", 4, 5, 1, 0.3, 40000), ("gemm", 6, 7, 2, 0.1)]:
         cu = case(*args)
         if cu:
             totals[0] += cu[0]
