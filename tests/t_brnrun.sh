@@ -235,6 +235,9 @@ check $? "train --log resuming at step 50 appends to the log" "exit $rc: $(cat l
 brnrun plot log.csv -o curve.png
 [ "$rc" = 0 ] && [ "$out" = "curve.png: 6 rows, 4 with test accuracy" ] && [ "$(head -c 4 curve.png | tail -c 3)" = PNG ]
 check $? "plot draws the log into a PNG" "exit $rc: $out $err"
+brnrun train tf.so --data data --weights ck.safetensors --steps 55 --lr 0.05 --log log.csv --log-every 10
+[ "$rc" = 0 ] && [ "$(tail -n +2 log.csv | cut -d, -f1 | tr '\n' ' ')" = "10 20 30 40 50 55 " ]
+check $? "train --log resuming at step 50 over a log that reached 60: the rows after 50 go" "exit $rc: $(cat log.csv) $err"
 fails 1 "brnrun: --log data/train-images-idx3-ubyte.gz: is the input data/train-images-idx3-ubyte.gz; it would be replaced" \
 	train tf.so --data data --steps 5 --log data/train-images-idx3-ubyte.gz
 fails 2 "brnrun: --log-every wants an integer in 1..1000000000, got '0'" train tf.so --log-every 0

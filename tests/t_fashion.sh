@@ -2,7 +2,7 @@
 # The Fashion-MNIST example end to end on real data (Debian's
 # dataset-fashion-mnist): a short training run clears an accuracy bar, a
 # resumed run equals an uninterrupted one bit for bit (C target, one
-# thread), and the trained weights folded into OpenCL inference code give
+# thread) and keeps its CSV log free of repeated steps, and the trained weights folded into OpenCL inference code give
 # the same accuracy as the C model.
 set -u
 build=${BRN_BUILD:-build}
@@ -13,9 +13,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 n=0
 check() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-echo "1..8"
+echo "1..9"
 if ! ls "$data"/train-images-idx3-ubyte* >/dev/null 2>&1; then
-	for i in 1 2 3 4 5 6 7 8; do echo "ok $i # SKIP no data set in $data"; done
+	for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # SKIP no data set in $data"; done
 	exit 0
 fi
 ex=examples/fashion_mnist
@@ -49,6 +49,16 @@ check $? "test accuracy $acc clears $bar after $steps steps ($((steps * 4)) exam
 check $? "a run stopped at step $half resumes to $steps"
 cmp -s "$tmp/full.safetensors" "$tmp/resumed.safetensors"
 check $? "the resumed checkpoint equals the uninterrupted one, bit for bit"
+
+# resuming from a checkpoint older than the log's last row: the rows after
+# the checkpoint's step go, the run logs them again once
+"$tmp/fashion_train" --steps $((half + 300)) --eval-every 100 --quiet --resume "$tmp/half.safetensors" \
+	--log "$tmp/log.csv" >/dev/null 2>&1 &&
+	"$tmp/fashion_train" --steps $((half + 200)) --eval-every 100 --quiet --resume "$tmp/half.safetensors" \
+		--log "$tmp/log.csv" >/dev/null 2>&1
+steps_logged=$(cut -d, -f1 "$tmp/log.csv" | tr '\n' ' ')
+[ "$steps_logged" = "step $((half + 100)) $((half + 200)) " ]
+check $? "a run resumed at step $half over a log that reached step $((half + 300)) logs each step once ($steps_logged)"
 
 # the trained weights folded into OpenCL inference code
 mkdir -p "$tmp/infer"

@@ -55,7 +55,8 @@ static const command commands[] = {
 	 "      $BRN_DATA, else " IDX_DEFAULT_DIR ") with shuffled epochs and a progress bar;\n"
 	 "      saves PATH at the end (and every K steps); test accuracy if DIR has t10k files\n"
 	 "      (at the end, and every K steps with --eval-every); --log: a CSV row every K\n"
-	 "      steps (default 100): " TRAINLOG_HEADER,
+	 "      steps (default 100): " TRAINLOG_HEADER ";\n"
+	 "      a run resumed at step S (--weights) drops the rows after S, then appends",
 	 cmd_train},
 	{"plot", "LOG.csv -o CURVE.png",
 	 "draw the loss (and test accuracy) of a train --log file with gnuplot", cmd_plot},

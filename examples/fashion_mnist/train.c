@@ -22,6 +22,7 @@
 #include "paths.h"
 #include "progress.h"
 #include "sampler.h"
+#include "trainlog.h"
 #ifdef BRN_MPI
 #include <mpi.h>
 
@@ -54,7 +55,8 @@ static const char usage[] =
 	"  --ckpt-every K        ... and every K steps (default 0: only at the end)\n"
 	"  --resume PATH         continue from a checkpoint, at its step\n"
 	"  --subset N            train on the first N training examples only\n"
-	"  --log CSV             write step,loss,test_acc at each evaluation (appends on --resume)\n"
+	"  --log CSV             write step,loss,test_acc at each evaluation (on --resume:\n"
+	"                        keeps the rows up to the checkpoint's step, appends)\n"
 	"  --quiet               no progress bar, only the final line\n"
 	"  --help                this text\n";
 
@@ -176,8 +178,14 @@ static int evaluate(fashion_cnn *m, const idx_set *test, double *acc)
 	return 0;
 }
 
-static FILE *open_log(const options *o)
+/* The log at step: a resumed run appends after the rows up to its step. */
+static FILE *open_log(const options *o, int64_t step)
 {
+	char err[512];
+	if (o->resume && trainlog_keep_until(o->log, step, err, sizeof err)) {
+		fprintf(stderr, "train: %s\n", err);
+		exit(1);
+	}
 	FILE *f = fopen(o->log, o->resume ? "a" : "w");
 	if (!f) {
 		fprintf(stderr, "train: cannot open %s: %s\n", o->log, strerror(errno));
@@ -308,9 +316,9 @@ int main(int argc, char **argv)
 		return die(m, "init_weights");
 	if (join_ranks(m))
 		return die(m, "the ranks do not start from the same step, or MPI failed");
-	if (o.log && rank == 0)
-		log = open_log(&o);
 	step = fashion_cnn_step(m);
+	if (o.log && rank == 0)
+		log = open_log(&o, step);
 	if (ranks > 1 && rank == 0 && !o.quiet)
 		fprintf(stderr, "train: %d ranks of batch %ld: global batch %ld\n", ranks, o.batch, o.batch * ranks);
 	if (!o.quiet && rank == 0)

@@ -3,11 +3,61 @@
 #include "trainlog.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "brnrt.h"
 #include "errbuf.h"
 #include "progress.h"
+
+/* The step a row starts with, or -1 (a header, a malformed row). */
+static long long row_step(const char *line)
+{
+	char *end;
+	errno = 0;
+	long long s = strtoll(line, &end, 10);
+	return end == line || *end != ',' || errno || s < 0 ? -1 : s;
+}
+
+int trainlog_keep_until(const char *path, int64_t step, char *err, size_t errlen)
+{
+	FILE *in = fopen(path, "r");
+	if (!in)
+		return errno == ENOENT ? BRN_OK : errbuf_fail(err, errlen, BRN_EIO, "cannot read %s: %s", path, strerror(errno));
+	char *line = NULL;
+	size_t cap = 0;
+	int later = 0;
+	while (getline(&line, &cap, in) > 0)
+		later |= row_step(line) > step;
+	if (!later || ferror(in)) {
+		int bad = ferror(in);
+		free(line);
+		fclose(in);
+		return bad ? errbuf_fail(err, errlen, BRN_EIO, "cannot read %s", path) : BRN_OK;
+	}
+	size_t n = strlen(path) + 5;
+	char *tmp = malloc(n);
+	FILE *out = tmp ? (snprintf(tmp, n, "%s.tmp", path), fopen(tmp, "w")) : NULL;
+	int rc = BRN_OK;
+	if (!out) {
+		rc = errbuf_fail(err, errlen, BRN_EIO, "cannot write %s.tmp: %s", path, tmp ? strerror(errno) : "out of memory");
+	} else {
+		rewind(in);
+		int bad = 0;
+		while (getline(&line, &cap, in) > 0)
+			if (row_step(line) <= step)
+				bad |= fputs(line, out) < 0;
+		bad |= ferror(in);
+		if (fclose(out) || bad || rename(tmp, path)) {
+			rc = errbuf_fail(err, errlen, BRN_EIO, "cannot rewrite %s: %s", path, strerror(errno));
+			remove(tmp);
+		}
+	}
+	free(tmp);
+	free(line);
+	fclose(in);
+	return rc;
+}
 
 int trainlog_open(trainlog *l, const char *path, int64_t step, char *err, size_t errlen)
 {
@@ -16,6 +66,8 @@ int trainlog_open(trainlog *l, const char *path, int64_t step, char *err, size_t
 	l->path = path;
 	l->step = step;
 	l->t = progress_now();
+	if (step > 0 && trainlog_keep_until(path, step, err, errlen))
+		return BRN_EIO;
 	FILE *old = step > 0 ? fopen(path, "r") : NULL;
 	int append = 0;
 	if (old) {

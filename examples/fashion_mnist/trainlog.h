@@ -22,7 +22,14 @@ typedef struct trainlog {
 	long loss_n;
 } trainlog;
 
-/* Opens path for a run starting at step. A run that resumes (step > 0)
+/* Drops the rows of the CSV log at path whose first field is a step after
+ * step: a run resumed from a checkpoint older than the log's last row
+ * would otherwise log those steps twice. The first line (the header) and
+ * rows that do not start with a step are kept; the file is rewritten
+ * through path.tmp and a rename, and only when a row goes. A missing file
+ * is not an error. */
+int trainlog_keep_until(const char *path, int64_t step, char *err, size_t errlen);
+/* Opens path for a run starting at step (trainlog_keep_until first). A run that resumes (step > 0)
  * appends to a log that already has the header; otherwise the file is
  * written anew, header first. */
 int trainlog_open(trainlog *l, const char *path, int64_t step, char *err, size_t errlen);
