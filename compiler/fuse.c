@@ -569,7 +569,8 @@ static void conv1x1_wgrad(lower *L, const brn_node *n)
  * conv_dw_wgrad.c): each input plane goes once into a zero-padded buffer
  * on the stack, split by column phase when strided. Their work-items are
  * the base kernels' (conv_fwd, conv_bwd_data, conv_bwd_weight), which the
- * other dialects run. dL/dx takes the vector kernel at stride 1 only. */
+ * other dialects run. dL/dx of a strided one spreads dL/dy on the stride
+ * grid (zeros between) and runs the same kernel at stride 1. */
 enum { DW_BUFFER_MAX = 1 << 15 }; /* floats: 128 KiB of stack (a 112 x 112
                                     * plane at stride 2), and at most as
                                     * much again for dL/dy in conv_dw_wgrad */
@@ -588,14 +589,14 @@ static int dw_fits(const lower *L, const brn_node *n, int flip)
 		return 0;
 	if (!flip)
 		return dw_buffer(1, n->stride[1], x->shape[2] + 2 * n->pad[0], n->shape[3], kw) <= DW_BUFFER_MAX;
-	if (n->stride[0] != 1 || n->stride[1] != 1 || n->pad[0] > kh - 1 || n->pad[1] > kw - 1)
+	if (n->pad[0] > kh - 1 || n->pad[1] > kw - 1)
 		return 0;
-	return dw_buffer(n->out / n->groups, 1, n->shape[2] + 2 * (kh - 1 - n->pad[0]), x->shape[3], kw) <=
-	       DW_BUFFER_MAX;
+	return dw_buffer(n->out / n->groups, 1, x->shape[2] + kh - 1, x->shape[3], kw) <= DW_BUFFER_MAX;
 }
 
-/* The variables of conv_dw: the conv, or (flip) its dL/dx as the conv of
- * dL/dy with flipped weights, padded by kernel - 1 - pad. */
+/* The variables of conv_dw: the conv, or (flip) its dL/dx as the conv at
+ * stride 1 of dL/dy (spread on the stride grid) with flipped weights,
+ * padded by kernel - 1 - pad. */
 static void dw_vars(lower *L, const brn_node *n, int flip)
 {
 	const brn_node *x = &L->g->nodes[n->in[0]];
@@ -617,7 +618,10 @@ static void dw_vars(lower *L, const brn_node *n, int flip)
 	num(L, "DSW", flip ? 1 : n->stride[1]);
 	num(L, "DPH", ph);
 	num(L, "DPW", pw);
-	num(L, "HP", in->shape[2] + 2 * ph);
+	/* dL/dx: dL/dy spread on the stride grid; rows of the padded buffer */
+	num(L, "USH", flip ? n->stride[0] : 1);
+	num(L, "USW", flip ? n->stride[1] : 1);
+	num(L, "HP", flip ? out->shape[2] + kh - 1 : in->shape[2] + 2 * ph);
 	buf_var(L, "XIN", flip ? L->gbuf[n->id] : value_buf(L, n->in[0]));
 }
 

@@ -1,6 +1,8 @@
 /* $COMMENT, $ISA: a depthwise conv (one input channel per output channel),
- * forward ($FLIP 0) or its dL/dx at stride 1 ($FLIP 1: the same conv of
- * dL/dy with flipped weights, summed over the $M channels of a multiplier).
+ * forward ($FLIP 0) or its dL/dx ($FLIP 1: the same conv at stride 1 of
+ * dL/dy with flipped weights, summed over the $M channels of a multiplier;
+ * dL/dy of a conv of stride $USH x $USW is spread on that grid with zeros
+ * between, so 1 - 1 / ($USH x $USW) of the FMAs add zeros, still as vectors).
  * Lanes are output columns: each input plane is copied once per work-item
  * run into a zero-padded buffer, split by column phase when strided (buffer
  * column q of phase p is padded column q * $DSW + p), so every tap is one
@@ -15,6 +17,18 @@ ${NAME}_fill_$ISA(const float *restrict mem, int b, int k, float buf[$M][$DSW][$
 	for (int m = 0; m < $M; m++) {
 		const int ich = $FLIP ? k * $KG + m : k / $KG;
 		const float *x = mem + $XIN + ((long)b * $IC + ich) * $IHH * $IWW;
+		if ($USH > 1 || $USW > 1) { /* buffer row r, column q: dL/dy at (r - DPH, q - DPW) / stride */
+			for (int r = 0; r < $HP; r++) {
+				float *row = buf[m][0][r];
+				const int u = r - $DPH;
+				for (int q = 0; q < ${NAME}_WQ_$ISA; q++)
+					row[q] = 0.0f;
+				if (u >= 0 && u % $USH == 0 && u / $USH < $IHH)
+					for (int w = 0; w < $IWW; w++)
+						row[$DPW + w * $USW] = x[(long)(u / $USH) * $IWW + w];
+			}
+			continue;
+		}
 		for (int p = 0; p < $DSW; p++) {
 			/* buffer columns [qlo, qhi) hold input columns, the rest pad */
 			const int qlo = ($DPW - p + $DSW - 1) / $DSW, qhi0 = ($IWW + $DPW - p + $DSW - 1) / $DSW;
