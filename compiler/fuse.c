@@ -487,6 +487,7 @@ static void conv16_wgrad(lower *L, const brn_node *n)
 	ohi = ohi < olo ? olo : ohi > ow ? ow : ohi;
 	int dyb = new_buf(L, brn_arena_printf(L->a, "d%s.blocked", n->name), (long)L->g->batch * kb * 16 * oh * ow);
 	kernel(L, "conv_dy16", n, "conv_dy16", (long)kb * oh, 1);
+	var(L, "ISA_LOOP", "1"); /* a transpose: per ISA it takes vector stores */
 	num(L, "K", n->out);
 	num(L, "KB", kb);
 	num(L, "OH", oh);
